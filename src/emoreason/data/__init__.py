@@ -1,0 +1,1 @@
+"""KOTE rows: reading and downloading (kote), splits and the seed sample (sampling), batches (datamodule)."""

@@ -1,0 +1,151 @@
+"""The LightningDataModule: KOTE splits → method-encoded, cached, length-grouped batches."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Protocol
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+from transformers import PreTrainedTokenizerBase
+
+from emoreason.data.batching import EncodedDataset, LengthGroupedBatchSampler, pad_collate
+from emoreason.data.kote import KoteRow
+from emoreason.data.sampling import KoteSplits
+
+
+class EncodingMethod(Protocol):
+    name: str
+    padding_side: str
+
+    def encode(
+        self, rows: list[KoteRow], tokenizer: PreTrainedTokenizerBase, max_length: int, *, train: bool
+    ) -> dict[str, list[Any]]: ...
+
+    def pad_values(self, tokenizer: PreTrainedTokenizerBase) -> dict[str, int]: ...
+
+
+@dataclass
+class LoaderConfig:
+    """How batches are made (``data.loader`` in the config)."""
+
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    max_length: int = 128
+    length_grouping: bool = True
+    pool_factor: int = 50
+    pad_to_multiple_of: int = 8
+    num_workers: int = 0
+
+
+def _encoding_key(method: EncodingMethod, tokenizer: PreTrainedTokenizerBase, rows: list[KoteRow],
+                  max_length: int, train: bool) -> str:  # fmt: skip
+    digest = hashlib.sha256(f"{method!r}|{max_length}|{train}|{len(tokenizer)}".encode())
+    digest.update(tokenizer.backend_tokenizer.to_str().encode() if tokenizer.is_fast else b"slow")
+    for row in rows:
+        digest.update(f"{row.id}\t{row.text}\t{row.labels}\t{row.reasoning}\n".encode())
+    return digest.hexdigest()[:20]
+
+
+def encode_cached(
+    method: EncodingMethod,
+    tokenizer: PreTrainedTokenizerBase,
+    rows: list[KoteRow],
+    max_length: int,
+    *,
+    train: bool,
+    cache_dir: str | Path | None,
+) -> EncodedDataset:
+    """Tokenise ``rows`` once; reuse the on-disk result while method, tokenizer and rows are unchanged."""
+    path = None
+    if cache_dir is not None:
+        key = _encoding_key(method, tokenizer, rows, max_length, train)
+        path = Path(cache_dir) / "encoded" / f"{method.name}-{key}.pt"
+        if path.exists():
+            return EncodedDataset(torch.load(path, weights_only=False))
+    columns = method.encode(rows, tokenizer, max_length, train=train)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+        os.close(fd)
+        torch.save(columns, tmp)
+        os.replace(tmp, path)
+    return EncodedDataset(columns)
+
+
+class KoteDataModule(L.LightningDataModule):
+    """Serves train/val/test batches of one method's encoding of ``splits``."""
+
+    def __init__(
+        self,
+        splits: KoteSplits,
+        tokenizer: PreTrainedTokenizerBase,
+        method: EncodingMethod,
+        loader: LoaderConfig,
+        *,
+        seed: int = 0,
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.splits = splits
+        self.tokenizer = tokenizer
+        self.method = method
+        self.loader = loader
+        self.seed = seed
+        self.cache_dir = cache_dir
+        self.datasets: dict[str, EncodedDataset] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        for split in ("train", "val", "test"):
+            if split not in self.datasets:
+                self.datasets[split] = self.encode_rows(getattr(self.splits, split), train=split == "train")
+
+    def encode_rows(self, rows: list[KoteRow], *, train: bool = False) -> EncodedDataset:
+        return encode_cached(
+            self.method, self.tokenizer, rows, self.loader.max_length, train=train, cache_dir=self.cache_dir
+        )
+
+    def _replicas(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+    def dataloader(self, dataset: EncodedDataset, *, train: bool) -> DataLoader:
+        """Batches of ``dataset``: shuffled length groups for training, length-sorted for evaluation."""
+        num_replicas, rank = self._replicas()
+        sampler = LengthGroupedBatchSampler(
+            dataset.lengths,
+            self.loader.batch_size if train else self.loader.eval_batch_size,
+            shuffle=train,
+            seed=self.seed,
+            pool_factor=self.loader.pool_factor if self.loader.length_grouping else 1,
+            num_replicas=num_replicas,
+            rank=rank,
+        )
+        collate = partial(
+            pad_collate,
+            pad_values=self.method.pad_values(self.tokenizer),
+            padding_side=self.method.padding_side,
+            pad_to_multiple_of=self.loader.pad_to_multiple_of,
+        )
+        return DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=self.loader.num_workers,
+            persistent_workers=self.loader.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self.dataloader(self.datasets["train"], train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.dataloader(self.datasets["val"], train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.dataloader(self.datasets["test"], train=False)

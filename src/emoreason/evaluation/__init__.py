@@ -1,0 +1,1 @@
+"""Metrics with validation-tuned thresholds, metrics.json, and reports."""

@@ -1,0 +1,70 @@
+"""Multi-label F1 metrics (torchmetrics) and the validation-tuned decision threshold.
+
+The threshold is chosen on validation scores only and then applied, once, to test: tuning on test would
+inflate every number we report. Both the tuned and the fixed-0.5 figures are reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MultilabelF1Score
+
+from emoreason.labels import LABELS, NUM_LABELS
+
+THRESHOLD_GRID = tuple(round(0.01 * i, 2) for i in range(1, 100))
+
+
+def f1_metrics(threshold: float = 0.5, num_labels: int = NUM_LABELS) -> MetricCollection:
+    """macro/micro/weighted F1 and per-label F1 at ``threshold``; syncs across DDP ranks by itself."""
+    kwargs = {"num_labels": num_labels, "threshold": threshold, "zero_division": 0}
+    return MetricCollection(
+        {
+            "macro_f1": MultilabelF1Score(average="macro", **kwargs),
+            "micro_f1": MultilabelF1Score(average="micro", **kwargs),
+            "weighted_f1": MultilabelF1Score(average="weighted", **kwargs),
+            "per_label_f1": MultilabelF1Score(average="none", **kwargs),
+        }
+    )
+
+
+def summarise(computed: dict[str, torch.Tensor], labels: Sequence[str] = LABELS) -> dict[str, object]:
+    """Plain floats from a computed :func:`f1_metrics`, per-label F1 keyed by label name."""
+    per_label = computed["per_label_f1"].tolist()
+    return {
+        "macro_f1": float(computed["macro_f1"]),
+        "micro_f1": float(computed["micro_f1"]),
+        "weighted_f1": float(computed["weighted_f1"]),
+        "per_label_f1": dict(zip(labels, per_label, strict=True)),
+    }
+
+
+def score_metrics(scores: torch.Tensor, targets: torch.Tensor, threshold: float) -> dict[str, object]:
+    """All F1 figures of ``scores`` (probabilities) against 0/1 ``targets`` at ``threshold``."""
+    suite = f1_metrics(threshold, scores.shape[1])
+    return summarise(suite(scores.float(), targets.int()))
+
+
+def macro_f1_by_threshold(
+    scores: torch.Tensor, targets: torch.Tensor, grid: Sequence[float] = THRESHOLD_GRID
+) -> torch.Tensor:
+    """Macro-F1 at every threshold of ``grid`` in one vectorised pass (zero_division=0, like sklearn's)."""
+    thresholds = torch.tensor(grid, dtype=scores.dtype).view(-1, 1, 1)
+    predicted = scores.unsqueeze(0) > thresholds  # strict, as torchmetrics thresholds
+    gold = targets.bool().unsqueeze(0)
+    tp = (predicted & gold).sum(1).float()
+    fp = (predicted & ~gold).sum(1).float()
+    fn = (~predicted & gold).sum(1).float()
+    denominator = 2 * tp + fp + fn
+    f1 = torch.where(denominator > 0, 2 * tp / denominator.clamp(min=1), torch.zeros_like(tp))
+    return f1.mean(1)
+
+
+def tune_threshold(
+    scores: torch.Tensor, targets: torch.Tensor, grid: Sequence[float] = THRESHOLD_GRID
+) -> float:
+    """The grid threshold with the best macro-F1 on (validation) ``scores``; ties go to the lowest."""
+    by_threshold = macro_f1_by_threshold(scores.float(), targets, grid)
+    return float(grid[int(torch.argmax(by_threshold))])

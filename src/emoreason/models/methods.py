@@ -1,0 +1,60 @@
+"""Methods: how a labelled comment becomes model inputs and targets, and how outputs become label scores.
+
+A method is independent of the backbone (which network) and of the strategy (how it is spread over GPUs):
+the LightningModule only calls ``build_model``, ``encode``, ``loss`` and ``scores``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import PreTrainedTokenizerBase
+
+from emoreason.data.kote import KoteRow
+from emoreason.labels import NUM_LABELS, multi_hot
+from emoreason.models.backbones import Backbone
+from emoreason.models.heads import EncoderClassifier
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass
+class ClassifierMethod:
+    """Multi-label classification with a linear head and BCE-with-logits over the 44 labels."""
+
+    dropout: float = 0.1
+
+    name = "classifier"
+    padding_side = "right"
+
+    def build_model(self, backbone: Backbone, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
+        return EncoderClassifier(backbone.load_network(tokenizer), NUM_LABELS, self.dropout)
+
+    def pad_values(self, tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
+        return {"input_ids": tokenizer.pad_token_id, "attention_mask": 0}
+
+    def encode(
+        self, rows: Sequence[KoteRow], tokenizer: PreTrainedTokenizerBase, max_length: int, *, train: bool
+    ) -> dict[str, list[Any]]:
+        """Columns for ``rows``; one fast batched tokenizer call, done once per split and cached."""
+        del train  # same inputs for training and evaluation
+        encoded = tokenizer([r.text for r in rows], truncation=True, max_length=max_length)
+        return {
+            "input_ids": encoded["input_ids"],
+            "attention_mask": encoded["attention_mask"],
+            "targets": [multi_hot(r.labels) for r in rows],
+        }
+
+    def loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        logits = model(batch["input_ids"], batch["attention_mask"])
+        loss = F.binary_cross_entropy_with_logits(logits.float(), batch["targets"])
+        return loss, {}
+
+    def scores(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """Per-label probabilities in [0, 1], shape (batch, 44)."""
+        return torch.sigmoid(model(batch["input_ids"], batch["attention_mask"]).float())

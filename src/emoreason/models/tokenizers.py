@@ -1,0 +1,90 @@
+"""Tokenizers trained here, for the embedded tiny models that must run without any download.
+
+Training a WordPiece/BPE vocabulary on the training texts takes seconds; the result is cached under the
+cache dir keyed by a hash of the texts and settings, so every run after the first loads it instantly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast
+
+TokenizerKind = Literal["wordpiece", "bpe"]
+
+WORDPIECE_SPECIALS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]",
+                      "sep_token": "[SEP]", "mask_token": "[MASK]"}  # fmt: skip
+BPE_SPECIALS = {"pad_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|unk|>"}
+
+
+def _texts_digest(texts: Sequence[str], kind: str, vocab_size: int) -> str:
+    digest = hashlib.sha256(f"{kind}:{vocab_size}:{len(texts)}".encode())
+    for text in texts:
+        digest.update(text.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _train(texts: Sequence[str], kind: TokenizerKind, vocab_size: int) -> Tokenizer:
+    if kind == "wordpiece":
+        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tok.normalizer = normalizers.NFC()
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tok.decoder = decoders.WordPiece()
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=vocab_size, special_tokens=list(WORDPIECE_SPECIALS.values()), min_frequency=2
+        )
+        tok.train_from_iterator(texts, trainer=trainer)
+        cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+        tok.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+            special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+        )  # fmt: skip
+        return tok
+    tok = Tokenizer(models.BPE(unk_token="<|unk|>"))
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=sorted(set(BPE_SPECIALS.values())),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        min_frequency=2,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    return tok
+
+
+def wrap_tokenizer(tokenizer_json: str, kind: TokenizerKind) -> PreTrainedTokenizerFast:
+    """A transformers tokenizer around a serialised `tokenizers` one (how checkpoints carry it)."""
+    specials = {"wordpiece": WORDPIECE_SPECIALS, "bpe": BPE_SPECIALS}.get(kind)
+    if specials is None:
+        raise ValueError(f"tokenizer_kind must be 'wordpiece' or 'bpe', got {kind!r}")
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(tokenizer_json), **specials)
+
+
+def train_tokenizer(
+    texts: Sequence[str], kind: TokenizerKind, vocab_size: int, cache_dir: str | Path | None
+) -> PreTrainedTokenizerFast:
+    """Train (or load from cache) a ``kind`` tokenizer on ``texts``; the cache write is atomic."""
+    if not texts:
+        raise ValueError("cannot train a tokenizer on zero texts")
+    cached = None
+    if cache_dir is not None:
+        cached = Path(cache_dir) / "tokenizers" / f"{kind}-{_texts_digest(texts, kind, vocab_size)}.json"
+        if cached.exists():
+            return wrap_tokenizer(cached.read_text(encoding="utf-8"), kind)
+    serialised = _train(texts, kind, vocab_size).to_str()
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".part")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(serialised)
+        os.replace(tmp, cached)
+    return wrap_tokenizer(serialised, kind)

@@ -1,0 +1,1 @@
+"""The LightningModule, callbacks, loggers, strategies and the memory planner."""

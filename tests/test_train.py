@@ -1,0 +1,112 @@
+"""train(cfg) and evaluate(cfg) end to end on real KOTE rows with the embedded tiny ELECTRA (CPU)."""
+
+import json
+
+import pytest
+import torch
+from conftest import CONF_DIR, SMALL_RUN
+from hydra import compose, initialize_config_dir
+
+from emoreason.evaluate import evaluate
+from emoreason.models.backbones import BackboneUnavailableError, PretrainedBackbone
+from emoreason.train import train
+
+pytestmark = pytest.mark.shared_data
+
+
+@pytest.fixture
+def small_run(compose_train, small_kote_dir):
+    def _compose(*overrides):
+        return compose_train(*SMALL_RUN, f"paths.kote_dir={small_kote_dir}", *overrides)
+
+    return _compose
+
+
+def compose_evaluate(tmp_path, kote_dir, cache_dir, *overrides):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(
+            config_name="evaluate",
+            overrides=[f"paths.output_dir={tmp_path}", f"paths.kote_dir={kote_dir}",
+                       f"paths.cache_dir={cache_dir}", *overrides],
+        )  # fmt: skip
+
+
+def test_fast_dev_run_writes_a_complete_metrics_json(small_run, tmp_path):
+    report = train(small_run("debug=fast_dev_run"))
+    assert report["global_step"] == 1
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text(encoding="utf-8"))
+    assert saved["split_scheme"] == "val_holdout"
+    assert saved["data_sizes"] == {"train": 64, "val": 200, "test": 600}
+    assert saved["model"] == "tiny-electra" and saved["seed"] == 0
+    assert set(saved["test"]["tuned"]) == {"macro_f1", "micro_f1", "weighted_f1", "per_label_f1"}
+    assert len(saved["test"]["tuned"]["per_label_f1"]) == 44 and 0 < saved["threshold"] < 1
+    assert saved["wall_time_s"] > 0 and (tmp_path / "run" / "config.yaml").exists()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, small_kote_dir, cache_dir):
+    """One short real training shared by the round-trip, resume and tagging tests."""
+    out = tmp_path_factory.mktemp("trained")
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(
+            config_name="train",
+            overrides=[*SMALL_RUN, f"paths.kote_dir={small_kote_dir}", f"paths.cache_dir={cache_dir}",
+                       f"paths.output_dir={out}", "trainer.max_epochs=2", "data.source.max_train_rows=256"],
+        )  # fmt: skip
+    return out, train(cfg)
+
+
+def test_train_then_evaluate_gives_identical_metrics(trained, tmp_path, small_kote_dir, cache_dir):
+    _, report = trained
+    rescored = evaluate(
+        compose_evaluate(tmp_path, small_kote_dir, cache_dir, f"ckpt_path={report['best_checkpoint']}")
+    )
+    assert rescored["threshold"] == report["threshold"]
+    assert rescored["test"] == report["test"]
+    assert (tmp_path / "metrics.json").exists()
+    table = (tmp_path / "per_label_f1.md").read_text(encoding="utf-8")
+    assert table.count("\n| ") == 2 + 3 + 44  # header and separator rows, 3 averages, 44 labels
+
+
+def test_resume_from_last_ckpt_continues_step_count(trained, small_run):
+    out, report = trained
+    last = out / "checkpoints" / "last.ckpt"
+    steps = torch.load(last, weights_only=False)["global_step"]
+    assert steps == report["global_step"] > 0
+    resumed = train(small_run(f"ckpt_path={last}", "trainer.max_epochs=3", "data.source.max_train_rows=256"))
+    assert resumed["global_step"] == steps + steps // 2  # exactly one more epoch of the same batches
+
+
+def test_tagging_text_and_file(trained, tmp_path, small_kote_dir, cache_dir):
+    _, report = trained
+    ckpt = f"ckpt_path={report['best_checkpoint']}"
+    one = evaluate(compose_evaluate(tmp_path, small_kote_dir, cache_dir, ckpt, "text='진짜 너무 화가 난다'"))
+    assert len(one["tagged"]) == 1 and len(one["tagged"][0]["scores"]) == 44
+    comments = tmp_path / "comments.txt"
+    comments.write_text("정말 고맙습니다\n\n어이가 없네\n", encoding="utf-8")
+    out_file = tmp_path / "tags.jsonl"
+    evaluate(compose_evaluate(tmp_path, small_kote_dir, cache_dir, ckpt, f"input_file={comments}",
+                              f"output_file={out_file}", "threshold=0.2"))  # fmt: skip
+    rows = [json.loads(line) for line in out_file.read_text(encoding="utf-8").splitlines()]
+    assert [r["text"] for r in rows] == ["정말 고맙습니다", "어이가 없네"]
+    assert all(set(r["labels"]) == {k for k, v in r["scores"].items() if v > 0.2} for r in rows)
+
+
+def test_wandb_offline_run_files_hold_the_logged_metrics(small_run, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-must-not-leak-0000000000")
+    report = train(small_run("logger=wandb", "debug=fast_dev_run", "logger=wandb"))
+    summaries = list((tmp_path / "run").rglob("offline-run-*/files/wandb-summary.json"))
+    assert len(summaries) == 1
+    summary = json.loads(summaries[0].read_text(encoding="utf-8"))
+    assert summary["test/macro_f1"] == pytest.approx(report["test"]["tuned"]["macro_f1"])
+    assert summary["test/micro_f1@0.5"] == pytest.approx(report["test"]["at_0.5"]["micro_f1"])
+    for path in (tmp_path / "run").rglob("*"):
+        if path.is_file():
+            assert b"sk-test-secret" not in path.read_bytes(), path
+
+
+def test_pretrained_backbone_offline_error_suggests_the_embedded_model(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(BackboneUnavailableError, match="model=tiny_electra"):
+        PretrainedBackbone("beomi/KcELECTRA-base-v2022").load_tokenizer([], None)
