@@ -45,3 +45,14 @@ def test_tuned_threshold_is_the_best_on_the_grid(random_predictions):
         score_metrics(scores, targets, t)["macro_f1"] <= best_f1 + 1e-9 for t in (0.1, 0.3, 0.5, 0.7, 0.9)
     )
     assert best != 0.5  # the planted separation sits above 0.35, so 0.5 is not optimal
+
+
+def test_best_macro_f1_metric_equals_the_tuned_threshold_figure(random_predictions):
+    from emoreason.evaluation.metrics import BestMacroF1
+
+    scores, targets = random_predictions
+    metric = BestMacroF1()
+    for start in range(0, 300, 64):  # accumulated over batches, as during validation
+        metric.update(scores[start : start + 64], targets[start : start + 64])
+    best = score_metrics(scores, targets, tune_threshold(scores, targets))["macro_f1"]
+    assert float(metric.compute()) == pytest.approx(best, abs=1e-6)

@@ -113,8 +113,8 @@ def verify_sha256(path: Path, expected: str | None) -> None:
     actual = sha256_of(path)
     if actual != expected.lower():
         raise KoteFormatError(
-            f"{path}: sha256 mismatch (expected {expected}, got {actual}); the file is corrupt or another KOTE"
-            " revision: delete it to re-download, or set data.source.verify_checksums=false to use it anyway"
+            f"{path}: sha256 mismatch (expected {expected}, got {actual}); the file is corrupt or another"
+            " KOTE revision: delete it to re-download, or set data.source.verify_checksums=false to use it"
         )
 
 

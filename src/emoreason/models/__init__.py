@@ -1,1 +1,1 @@
-"""Networks: backbones (which pretrained or embedded network), heads, and methods (how inputs become targets)."""
+"""Networks: backbones (which network), heads, methods (how inputs become targets), LoRA."""

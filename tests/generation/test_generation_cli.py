@@ -1,0 +1,97 @@
+"""``python generate.py`` as a user runs it: SIGKILL mid-run, exit codes, and the key in no file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from emoreason.data.reasoning import read_reasoning_jsonl
+from emoreason.generation.run import generate
+from emoreason.generation.store import read_entries
+
+from .fake_openai import FakeOpenAI, ServerThread
+from .gen_support import API_KEY, REPO, TINY_ROWS, base_overrides
+
+MakeCfg = Callable[..., DictConfig]
+
+
+def _command(tmp_path: Path, kote_dir: Path, server: ServerThread, *overrides: str) -> list[str]:
+    base = base_overrides(tmp_path, kote_dir, server.base_url)
+    return [sys.executable, "generate.py", *base, f"hydra.run.dir={tmp_path / 'run'}", *overrides]
+
+
+def _run(command: list[str], key: str | None = API_KEY) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    if key is not None:
+        env["OPENAI_API_KEY"] = key
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_kill_9_mid_run_then_rerun_loses_nothing_and_repeats_no_stored_call(
+    make_cfg: MakeCfg,
+    fake: FakeOpenAI,
+    fake_server: ServerThread,
+    tiny_kote_dir: Path,
+    tmp_path: Path,
+    api_key: str,
+) -> None:
+    fake.latency_s = 0.1
+    cache = tmp_path / "cache" / "cache.jsonl"
+    command = _command(tmp_path, tiny_kote_dir, fake_server, "n=null", "generator.concurrency=2")
+    process = subprocess.Popen(
+        command, cwd=REPO, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 60
+    while not (cache.exists() and len(cache.read_bytes().splitlines()) >= 10):
+        assert process.poll() is None, "generate.py ended before it could be killed"
+        assert time.monotonic() < deadline, "generate.py stored nothing within 60 s"
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    with cache.open("a", encoding="utf-8") as handle:
+        handle.write('{"key": "3f2a", "status": "ok", "id": "t00')  # what a kill mid-append leaves
+
+    stored = read_entries(cache)
+    stored_texts = {entry.record.text for entry in stored.values()}
+    calls_before = len(fake.chats)
+    assert 10 <= len(stored) < TINY_ROWS - 1
+
+    summary = generate(make_cfg("n=null"))
+    new_calls = fake.chat_texts()[calls_before:]
+    assert stored_texts.isdisjoint(new_calls)  # nothing already stored is requested again
+    assert len(new_calls) == TINY_ROWS - 1 - len(stored)  # and everything else exactly once
+    assert summary["complete"] and summary["generated"] + summary["from_cache"] == TINY_ROWS
+    assert len(read_reasoning_jsonl(tmp_path / "out" / "reasoning.jsonl")) == TINY_ROWS
+
+
+def test_the_api_key_appears_in_no_file_written(
+    fake: FakeOpenAI, fake_server: ServerThread, tiny_kote_dir: Path, tmp_path: Path
+) -> None:
+    fake.fault_for_text = {"테스트 댓글 t7번": "auth"}  # the key is revoked mid-run; the 401 echoes it
+    run = _run(_command(tmp_path, tiny_kote_dir, fake_server, "n=null"))
+    assert run.returncode == 2 and "rejected OPENAI_API_KEY" in run.stderr + run.stdout
+    assert "Traceback" not in run.stderr
+
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    names = {p.name for p in written}
+    assert {"config.yaml", "generate.log", "cache.jsonl", "reasoning.jsonl", "summary.json"} <= names
+    assert "rejected OPENAI_API_KEY" in (tmp_path / "run" / "generate.log").read_text(encoding="utf-8")
+    assert [p for p in written if API_KEY.encode() in p.read_bytes()] == []
+    assert API_KEY not in run.stdout + run.stderr
+
+
+def test_bad_config_exits_2_with_a_message_naming_the_key(
+    fake_server: ServerThread, tiny_kote_dir: Path, tmp_path: Path
+) -> None:
+    run = _run(_command(tmp_path, tiny_kote_dir, fake_server, "generator.concurrency=-1"))
+    assert run.returncode == 2
+    assert "generator.concurrency must be a positive integer, got -1" in run.stderr + run.stdout
+    assert "Traceback" not in run.stderr
+    assert fake_server.fake.chats == []
