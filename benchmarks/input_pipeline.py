@@ -28,7 +28,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
-from emoreason.config import register_resolvers
+from emoreason.config import TrainConfig, register_resolvers, validate
 from emoreason.data.datamodule import KoteDataModule, LoaderConfig
 from emoreason.labels import multi_hot
 from emoreason.models.methods import ClassifierMethod
@@ -95,6 +95,7 @@ def main() -> None:
     cache = tempfile.mkdtemp(prefix="bench-cache-")
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=[f"paths.cache_dir={cache}", "paths.output_dir=/tmp/bench"])
+    cfg = validate(cfg, TrainConfig)
     splits = instantiate(cfg.data.source).load()
     backbone = instantiate(cfg.model)
     tokenizer = backbone.load_tokenizer([r.text for r in splits.train], cache)

@@ -1,11 +1,13 @@
 """train(cfg) and evaluate(cfg) end to end on real KOTE rows with the embedded tiny ELECTRA (CPU)."""
 
 import json
+import sys
 
 import pytest
 import torch
 from conftest import CONF_DIR, SMALL_RUN
 from hydra import compose, initialize_config_dir
+from sweeps.sweep_support import wandb_records
 
 from emoreason.evaluate import evaluate
 from emoreason.models.backbones import BackboneUnavailableError, PretrainedBackbone
@@ -95,12 +97,17 @@ def test_tagging_text_and_file(trained, tmp_path, small_kote_dir, cache_dir):
 def test_wandb_offline_run_files_hold_the_logged_metrics(small_run, tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-must-not-leak-0000000000")
-    report = train(small_run("logger=wandb", "debug=fast_dev_run", "logger=wandb"))
-    summaries = list((tmp_path / "run").rglob("offline-run-*/files/wandb-summary.json"))
-    assert len(summaries) == 1
-    summary = json.loads(summaries[0].read_text(encoding="utf-8"))
-    assert summary["test/macro_f1"] == pytest.approx(report["test"]["tuned"]["macro_f1"])
-    assert summary["test/micro_f1@0.5"] == pytest.approx(report["test"]["at_0.5"]["micro_f1"])
+    report = train(small_run("logger=wandb", "trainer.max_epochs=1", "data.source.max_train_rows=64"))
+    (run_file,) = (tmp_path / "run").rglob("offline-run-*/run-*.wandb")
+    logged = {  # the last value of every key in the run's history records
+        item.key or "/".join(item.nested_key): json.loads(item.value_json)
+        for record in wandb_records(run_file)
+        if record.HasField("history")
+        for item in record.history.item
+    }
+    assert logged["test/macro_f1"] == pytest.approx(report["test"]["tuned"]["macro_f1"])
+    assert logged["test/micro_f1@0.5"] == pytest.approx(report["test"]["at_0.5"]["micro_f1"])
+    assert "val/loss" in logged and "test/f1/기쁨" in logged
     for path in (tmp_path / "run").rglob("*"):
         if path.is_file():
             assert b"sk-test-secret" not in path.read_bytes(), path
@@ -110,3 +117,11 @@ def test_pretrained_backbone_offline_error_suggests_the_embedded_model(monkeypat
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(BackboneUnavailableError, match="model=tiny_electra"):
         PretrainedBackbone("beomi/KcELECTRA-base-v2022").load_tokenizer([], None)
+
+
+def test_an_error_inside_training_is_never_swallowed_by_the_wandb_cleanup(monkeypatch):
+    from emoreason.training.loggers import finishing_wandb
+
+    monkeypatch.setitem(sys.modules, "wandb", None)  # as on a machine without wandb: `import wandb` fails
+    with pytest.raises(ZeroDivisionError), finishing_wandb():
+        _ = 1 / 0

@@ -1,7 +1,7 @@
 """Build a run's parts from its config — shared by train.py, evaluate.py and checkpoint reloading.
 
 Order matters and lives here once: rows → tokenizer (an embedded one is trained on the training texts) →
-network → LightningModule and DataModule.
+network (with LoRA adapters when ``lora`` is set) → LightningModule and DataModule.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from transformers import PreTrainedTokenizerBase
@@ -19,6 +18,8 @@ from emoreason.config import TrainConfig, redact, validate
 from emoreason.data.datamodule import KoteDataModule, LoaderConfig
 from emoreason.data.sampling import KoteSplits
 from emoreason.models.backbones import Backbone
+from emoreason.models.lora import with_lora
+from emoreason.training.checkpoints import load_checkpoint
 from emoreason.training.module import EmotionModule, OptimConfig
 
 
@@ -53,11 +54,15 @@ def build_parts(cfg: DictConfig, tokenizer_state: dict[str, Any] | None = None) 
     splits = instantiate(cfg.data.source).load()
     backbone: Backbone = instantiate(cfg.model)
     method = instantiate(cfg.method)
+    lora = instantiate(cfg.lora) if cfg.lora is not None else None
     if tokenizer_state is not None:
         tokenizer = backbone.restore_tokenizer(tokenizer_state)
     else:
-        tokenizer = backbone.load_tokenizer([r.text for r in splits.train], cfg.paths.cache_dir)
-    network = method.build_model(backbone, tokenizer)
+        # Reasoning (data=kote_reasoning) is text the generative methods must write, so an embedded
+        # tokenizer learns its words too; without reasoning the texts (and cached tokenizer) are unchanged.
+        texts = [text for row in splits.train for text in (row.text, row.reasoning) if text]
+        tokenizer = backbone.load_tokenizer(texts, cfg.paths.cache_dir)
+    network = method.build_model(with_lora(backbone, lora), tokenizer)
     extra_state = {
         "config": portable_config(cfg),
         "tokenizer": backbone.tokenizer_state(tokenizer),
@@ -79,7 +84,7 @@ def load_checkpoint_parts(ckpt_path: str | Path, overrides: dict[str, Any] | Non
     ``overrides`` maps dotted config keys (e.g. ``paths.kote_dir``) to values for a machine where paths
     differ; None values are ignored.
     """
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint(ckpt_path)
     if "emoreason" not in checkpoint:
         raise ValueError(
             f"{ckpt_path}: not an emoreason checkpoint (no 'emoreason' entry); was it made by train.py?"

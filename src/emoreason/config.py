@@ -54,6 +54,8 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: Any = None
     method: Any = None
+    lora: Any = None
+    """A ``conf/lora`` entry (:class:`emoreason.models.lora.LoraSettings`), or None to train every weight."""
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: Any = None
     strategy: Any = None

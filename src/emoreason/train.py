@@ -4,34 +4,43 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.strategies import DeepSpeedStrategy
 from omegaconf import DictConfig, OmegaConf
 
 from emoreason.components import RunParts, build_parts
 from emoreason.config import TrainConfig, redact, validate
 from emoreason.evaluation.report import per_label_markdown, write_json_atomic
 from emoreason.evaluation.scoring import predict_scores, threshold_and_reports
-from emoreason.training.loggers import build_loggers, finishing_wandb, log_final_metrics
+from emoreason.training.checkpoints import load_checkpoint
+from emoreason.training.loggers import build_loggers, finishing_wandb, log_final_metrics, log_result_tables
 from emoreason.training.module import metric_key
 from emoreason.training.strategies import build_strategy
 
 log = logging.getLogger(__name__)
 
 
-def _best_weights(trainer: L.Trainer, parts: RunParts) -> str | None:
-    """Load the best checkpoint's weights (by val macro-F1) into the module; return its path."""
+def _best_weights(trainer: L.Trainer, parts: RunParts) -> tuple[RunParts, str | None]:
+    """The run's parts holding the best checkpoint's weights (by val macro-F1), and that checkpoint's path.
+
+    Under DeepSpeed the trained module's parameters are partitioned or wrapped in place (ZeRO-3 leaves them
+    empty on each rank), so the best weights go into a freshly built, whole module on the same device.
+    """
     callback = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor), None)
     best = callback.best_model_path if callback is not None else ""
-    if best and Path(best).exists():
-        parts.module.load_state_dict(torch.load(best, map_location="cpu", weights_only=False)["state_dict"])
-        return best
-    return None
+    if not (best and Path(best).exists()):
+        return parts, None
+    if isinstance(trainer.strategy, DeepSpeedStrategy):
+        fresh = build_parts(parts.cfg, tokenizer_state=parts.module.extra_state["tokenizer"]).module
+        parts = replace(parts, module=fresh.to(trainer.strategy.root_device))
+    parts.module.load_state_dict(load_checkpoint(best)["state_dict"])
+    return parts, best
 
 
 def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
@@ -67,15 +76,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
         if not loggers:  # an LR monitor needs somewhere to write (logger=none, debug runs)
             callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+        strategy = build_strategy(cfg.strategy)
+        if isinstance(strategy, DeepSpeedStrategy) and cfg.lora is not None:
+            strategy.exclude_frozen_parameters = True  # LoRA checkpoints: adapters and heads, not 5.8B frozen
         trainer: L.Trainer = instantiate(
-            cfg.trainer, callbacks=callbacks, logger=loggers or False, strategy=build_strategy(cfg.strategy)
+            cfg.trainer, callbacks=callbacks, logger=loggers or False, strategy=strategy
         )
         if cfg.train:
             trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=cfg.ckpt_path)
         elif cfg.ckpt_path:
-            state = torch.load(cfg.ckpt_path, map_location="cpu", weights_only=False)["state_dict"]
-            parts.module.load_state_dict(state)
-        best = _best_weights(trainer, parts) if cfg.train else cfg.ckpt_path
+            parts.module.load_state_dict(load_checkpoint(cfg.ckpt_path)["state_dict"])
+        parts, best = _best_weights(trainer, parts) if cfg.train else (parts, cfg.ckpt_path)
         report: dict[str, Any] = {
             "model": parts.backbone.name,
             "method": parts.method.name,
@@ -88,11 +99,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "tags": list(cfg.tags),
         }
         if cfg.test and trainer.is_global_zero:
-            parts.datamodule.setup("test")
-            val = predict_scores(parts.module, parts.datamodule.val_dataloader())
-            test = predict_scores(parts.module, parts.datamodule.test_dataloader())
+            dm = parts.datamodule
+            dm.setup("test")
+            val = predict_scores(parts.module, dm.dataloader(dm.datasets["val"], train=False, shard=False))
+            test = predict_scores(parts.module, dm.dataloader(dm.datasets["test"], train=False, shard=False))
             report.update(threshold_and_reports(val, test))
             log_final_metrics(trainer.loggers, flat_metrics(report), trainer.global_step)
+            log_result_tables(trainer.loggers, report, parts.splits.test, test[0], trainer.global_step)
             (output_dir / "per_label_f1.md").write_text(per_label_markdown(report), encoding="utf-8")
             tuned = report["test"]["tuned"]
             log.info(

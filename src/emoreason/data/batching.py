@@ -106,7 +106,8 @@ def pad_collate(
     """Stack a batch: keys in ``pad_values`` are padded to the batch's longest row, tensors are stacked.
 
     ``pad_to_multiple_of`` rounds the width up: fewer distinct shapes means CPU kernels (oneDNN) and GPU
-    kernels are reused instead of re-planned per batch, which on this 2-core machine is worth ~30%.
+    kernels are reused instead of re-planned per batch (on this 2-core CPU a step on varying widths took
+    ~45% longer than on widths rounded to 8).
     """
     batch: dict[str, torch.Tensor] = {"index": torch.tensor([f["index"] for f in features])}
     for key in features[0]:

@@ -40,7 +40,7 @@ class LoaderConfig:
     max_length: int = 128
     length_grouping: bool = True
     pool_factor: int = 50
-    pad_to_multiple_of: int = 8
+    pad_to_multiple_of: int = 4
     num_workers: int = 0
 
 
@@ -115,9 +115,12 @@ class KoteDataModule(L.LightningDataModule):
         trainer = self.trainer
         return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
 
-    def dataloader(self, dataset: EncodedDataset, *, train: bool) -> DataLoader:
-        """Batches of ``dataset``: shuffled length groups for training, length-sorted for evaluation."""
-        num_replicas, rank = self._replicas()
+    def dataloader(self, dataset: EncodedDataset, *, train: bool, shard: bool = True) -> DataLoader:
+        """Batches of ``dataset``: shuffled length groups for training, length-sorted for evaluation.
+
+        ``shard=False`` gives every row to this process (final scoring on rank 0 after a DDP fit).
+        """
+        num_replicas, rank = self._replicas() if shard else (1, 0)
         sampler = LengthGroupedBatchSampler(
             dataset.lengths,
             self.loader.batch_size if train else self.loader.eval_batch_size,

@@ -11,10 +11,12 @@ Both expose the same three calls, so nothing downstream knows which one it has.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
+import torch
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -37,6 +39,16 @@ def _auto_model_class(architecture: Architecture) -> type:
     return AutoModel if architecture == "encoder" else AutoModelForCausalLM
 
 
+def _prepared(network: PreTrainedModel, gradient_checkpointing: bool) -> PreTrainedModel:
+    """Recompute activations in the backward pass when asked: memory for ~30% more compute.
+
+    Non-reentrant checkpointing needs no input that requires grad, so it works with frozen embeddings (LoRA).
+    """
+    if gradient_checkpointing:
+        network.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return network
+
+
 @dataclass
 class PretrainedBackbone:
     """A Hugging Face model id at a pinned revision, e.g. ``beomi/KcELECTRA-base-v2022``."""
@@ -46,6 +58,7 @@ class PretrainedBackbone:
     architecture: Architecture = "encoder"
     torch_dtype: str | None = None
     """"bfloat16" loads a large decoder in half the memory; None keeps the checkpoint's dtype."""
+    gradient_checkpointing: bool = False
 
     @property
     def name(self) -> str:
@@ -73,9 +86,10 @@ class PretrainedBackbone:
         if self.torch_dtype:
             kwargs["dtype"] = self.torch_dtype
         try:
-            return _auto_model_class(self.architecture).from_pretrained(self.name_or_path, **kwargs)
+            network = _auto_model_class(self.architecture).from_pretrained(self.name_or_path, **kwargs)
         except (OSError, ValueError) as exc:
             raise self._unavailable("weights", exc) from exc
+        return _prepared(network, self.gradient_checkpointing)
 
     def tokenizer_state(self, tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
         del tokenizer
@@ -96,6 +110,10 @@ class EmbeddedBackbone:
     architecture: Architecture = "encoder"
     tokenizer_kind: TokenizerKind = "wordpiece"
     vocab_size: int = 8000
+    init_seed: int | None = None
+    """Seeds the random weights, so a checkpoint that omits frozen weights (LoRA) can rebuild them; None
+    draws them from the global RNG (seeded per run by train.py)."""
+    gradient_checkpointing: bool = False
 
     @property
     def name(self) -> str:
@@ -115,7 +133,12 @@ class EmbeddedBackbone:
         config = AutoConfig.for_model(
             self.model_type, vocab_size=len(tokenizer), **special_ids, **self.config
         )
-        return _auto_model_class(self.architecture).from_config(config)
+        seeded = torch.random.fork_rng(devices=[]) if self.init_seed is not None else nullcontext()
+        with seeded:
+            if self.init_seed is not None:
+                torch.manual_seed(self.init_seed)
+            network = _auto_model_class(self.architecture).from_config(config)
+        return _prepared(network, self.gradient_checkpointing)
 
     def tokenizer_state(self, tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
         """The trained vocabulary, stored inside every checkpoint so evaluation needs nothing else."""
@@ -126,3 +149,11 @@ class EmbeddedBackbone:
 
 
 Backbone = PretrainedBackbone | EmbeddedBackbone
+
+
+class NetworkSource(Protocol):
+    """What a method builds its model from: a backbone, or one whose network gets LoRA adapters."""
+
+    architecture: Architecture
+
+    def load_network(self, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel: ...

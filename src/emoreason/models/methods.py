@@ -17,23 +17,30 @@ from transformers import PreTrainedTokenizerBase
 
 from emoreason.data.kote import KoteRow
 from emoreason.labels import NUM_LABELS, multi_hot
-from emoreason.models.backbones import Backbone
-from emoreason.models.heads import EncoderClassifier
+from emoreason.models.backbones import NetworkSource
+from emoreason.models.heads import DecoderClassifier, EncoderClassifier
 
 Batch = dict[str, torch.Tensor]
 
 
 @dataclass
 class ClassifierMethod:
-    """Multi-label classification with a linear head and BCE-with-logits over the 44 labels."""
+    """Multi-label classification with a linear head and BCE-with-logits over the 44 labels.
+
+    An encoder is pooled at its first token, a decoder at its last real one. The input is the comment alone,
+    in training and at inference, with or without a reasoning dataset: with ``data=kote_reasoning`` this is
+    the no-reasoning baseline on exactly the rows the reasoning methods train on (a rationale as auxiliary
+    training signal is what ``method=multitask`` does).
+    """
 
     dropout: float = 0.1
 
     name = "classifier"
     padding_side = "right"
 
-    def build_model(self, backbone: Backbone, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
-        return EncoderClassifier(backbone.load_network(tokenizer), NUM_LABELS, self.dropout)
+    def build_model(self, backbone: NetworkSource, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
+        head = EncoderClassifier if backbone.architecture == "encoder" else DecoderClassifier
+        return head(backbone.load_network(tokenizer), NUM_LABELS, self.dropout)
 
     def pad_values(self, tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
         return {"input_ids": tokenizer.pad_token_id, "attention_mask": 0}

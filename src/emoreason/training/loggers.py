@@ -1,23 +1,93 @@
-"""Experiment loggers from the ``logger`` config group (wandb, csv, none) and their clean shutdown."""
+"""Experiment loggers from the ``logger`` config group (wandb, csv, none), W&B run identity, result tables.
+
+W&B runs of one sweep share a ``group`` (the sweep folder), take their ``job_type`` from the overrides minus
+the seed (so W&B can average the seeds of one configuration) and their ``name`` from all the overrides (the
+job folder's name); each override is also a tag. Explicit ``logger.wandb.*`` values win over these.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import Logger
+from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
+from emoreason.data.kote import KoteRow
+from emoreason.labels import LABELS, label_names
+from emoreason.sweeps.overrides import identity_overrides
+
 log = logging.getLogger(__name__)
+
+WANDB_TAG_MAX = 64
+"""W&B rejects longer tags; job_type has the same limit."""
+WANDB_NAME_MAX = 128
+SAMPLE_PREDICTIONS = 64
+"""Test rows shown in the sample-predictions table, spread evenly over the split."""
+
+
+def fit(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters; a cut one ends in a hash of the whole, so cuts stay distinct."""
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 9]}~{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
+def wandb_run_identity(
+    overrides: Sequence[str], exclude_keys: Sequence[str], sweep_dir: str | None
+) -> dict[str, Any]:
+    """group / job_type / name / tags of the W&B run of a job with these Hydra task overrides.
+
+    ``sweep_dir`` is the multirun folder (None for a single run, which gets no group): its last two parts,
+    ``<date>/<time>`` by default, name the group, so every job of one sweep, reruns included, shares it and
+    no two sweeps do.
+    """
+    job = identity_overrides(overrides, exclude_keys)
+    cell = identity_overrides(overrides, exclude_keys, drop_seed=True)
+    return {
+        "group": "/".join(Path(sweep_dir).parts[-2:]) if sweep_dir else None,
+        "job_type": fit(",".join(cell), WANDB_TAG_MAX) or "train",
+        "name": fit(",".join(job), WANDB_NAME_MAX) or None,
+        "tags": [fit(line, WANDB_TAG_MAX) for line in job],
+    }
+
+
+def _wandb_init_args(entry: DictConfig) -> dict[str, Any]:
+    """W&B identity for the current Hydra job, filling only what ``entry`` leaves null (tags are added)."""
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    derived = wandb_run_identity(
+        list(hydra_cfg.overrides.task),
+        list(hydra_cfg.job.config.override_dirname.exclude_keys),
+        hydra_cfg.sweep.dir if multirun else None,
+    )
+    args = {key: derived[key] for key in ("group", "job_type", "name") if entry.get(key) is None}
+    args["tags"] = list(dict.fromkeys([*(entry.get("tags") or []), *derived["tags"]]))
+    return args
+
+
+def _is_wandb(entry: DictConfig) -> bool:
+    return str(entry._target_).rsplit(".", 1)[-1] == WandbLogger.__name__
 
 
 def build_loggers(logger_cfg: DictConfig, run_config: dict[str, Any]) -> list[Logger]:
     """Instantiate every configured logger and record the (already redacted) resolved config in each."""
-    loggers: list[Logger] = [instantiate(entry) for entry in logger_cfg.values() if entry is not None]
+    loggers: list[Logger] = []
+    for entry in logger_cfg.values():
+        if entry is None:
+            continue
+        identity = _wandb_init_args(entry) if _is_wandb(entry) and HydraConfig.initialized() else {}
+        loggers.append(instantiate(entry, **identity))
     for logger in loggers:
         logger.log_hyperparams(run_config)
     return loggers
@@ -30,15 +100,57 @@ def log_final_metrics(loggers: list[Logger], metrics: dict[str, float], step: in
         logger.save()
 
 
+def per_label_table(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """Test F1 of each of the 44 labels, at the tuned threshold and at 0.5."""
+    tuned, fixed = report["test"]["tuned"]["per_label_f1"], report["test"]["at_0.5"]["per_label_f1"]
+    return ["label", "f1", "f1@0.5"], [[label, tuned[label], fixed[label]] for label in LABELS]
+
+
+def sample_predictions_table(
+    rows: Sequence[KoteRow], scores: torch.Tensor, threshold: float, limit: int = SAMPLE_PREDICTIONS
+) -> tuple[list[str], list[list[Any]]]:
+    """Up to ``limit`` test rows, evenly spread: text, gold and predicted labels, and reasoning if any.
+
+    ``scores`` are in ``rows`` order; a label is predicted when its score exceeds ``threshold`` (as in the
+    metrics). ``reasoning`` is the row's own (a reasoning dataset joined in), empty when it has none.
+    """
+    picked = range(0, len(rows), max(1, len(rows) // limit))[:limit]
+    data = []
+    for i in picked:
+        predicted = torch.nonzero(scores[i] > threshold).flatten().tolist()
+        gold, guess = ", ".join(label_names(rows[i].labels)), ", ".join(label_names(predicted))
+        data.append([rows[i].id, rows[i].text, gold, guess, rows[i].reasoning or ""])
+    return ["id", "text", "gold", "predicted", "reasoning"], data
+
+
+@rank_zero_only
+def log_result_tables(
+    loggers: list[Logger],
+    report: dict[str, Any],
+    test_rows: Sequence[KoteRow],
+    test_scores: torch.Tensor,
+    step: int,
+) -> None:
+    """W&B tables of per-label F1 and of sample test predictions (other loggers have no tables)."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_table("test/per_label_f1", *per_label_table(report), step=step)
+            columns, data = sample_predictions_table(test_rows, test_scores, report["threshold"])
+            logger.log_table("test/sample_predictions", columns, data, step=step)
+
+
 @contextmanager
 def finishing_wandb() -> Iterator[None]:
-    """Always close the W&B run, even on a crash, so runs of a multirun never merge into one."""
+    """Always close the W&B run, even on a crash, so runs of a multirun never merge into one.
+
+    ``teardown`` waits for W&B's background service to write out the run: without it the offline run file
+    can still be missing the last metrics when ``train()`` returns (seen with wandb 0.31), and a
+    ``wandb sync`` started right then would upload an incomplete run.
+    """
     try:
         yield
     finally:
-        try:
-            import wandb
-        except ImportError:  # pragma: no cover - wandb is a hard dependency
-            return
-        if wandb.run is not None:
+        wandb = sys.modules.get("wandb")  # not imported means no run was started; never re-raise from here
+        if wandb is not None and wandb.run is not None:
             wandb.finish()
+            wandb.teardown()

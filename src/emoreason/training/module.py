@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import lightning as L
 import torch
 from torch import nn
+from torch.nn.modules.module import _IncompatibleKeys
 from transformers import get_linear_schedule_with_warmup
 
 from emoreason.evaluation.metrics import f1_metrics
@@ -17,11 +19,30 @@ Batch = dict[str, torch.Tensor]
 
 
 class TrainableMethod(Protocol):
+    """What the module calls. Two optional members extend it (read with defaults by the module):
+
+    - ``eval_loss: bool`` (default True): False when evaluation batches cannot give a loss, as for generative
+      methods, whose evaluation batches hold prompts only (the reasoning a target needs is not available at
+      inference); ``val/loss`` is then not logged.
+    - ``detailed_scores(model, batch) -> (scores, diagnostics)``: scores plus per-row figures such as
+      ``unparseable_rate`` (0/1 per row), logged as ``val/<name>`` and averaged into metrics.json.
+    """
+
     name: str
 
     def loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
 
     def scores(self, model: nn.Module, batch: Batch) -> torch.Tensor: ...
+
+
+def method_scores(
+    method: TrainableMethod, model: nn.Module, batch: Batch
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``method``'s (batch, 44) label scores and its per-row diagnostics ({} for methods without any)."""
+    detailed = getattr(method, "detailed_scores", None)
+    if detailed is None:
+        return method.scores(model, batch), {}
+    return detailed(model, batch)
 
 
 @dataclass
@@ -49,7 +70,8 @@ class EmotionModule(L.LightningModule):
     """Trains ``model`` with ``method``'s loss; validation logs ``val/<metric>`` at threshold 0.5.
 
     ``extra_state`` (resolved config, tokenizer) rides along in every checkpoint, so a checkpoint alone is
-    enough for evaluate.py.
+    enough for evaluate.py. Weights frozen when the module is built (LoRA's backbone) are left out of
+    :meth:`state_dict` and may be absent when loading: they come from the backbone, not the checkpoint.
     """
 
     def __init__(
@@ -65,6 +87,7 @@ class EmotionModule(L.LightningModule):
         self.optim = optim
         self.extra_state = extra_state or {}
         self.val_metrics = f1_metrics()
+        self.frozen_keys = frozenset(f"model.{n}" for n, p in model.named_parameters() if not p.requires_grad)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss, parts = self.method.loss(self.model, batch)
@@ -75,9 +98,14 @@ class EmotionModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        loss, _ = self.method.loss(self.model, batch)
-        self.log("val/loss", loss, sync_dist=True, batch_size=batch["input_ids"].shape[0])
-        self.val_metrics.update(self.method.scores(self.model, batch), batch["targets"].int())
+        batch_size = batch["input_ids"].shape[0]
+        if getattr(self.method, "eval_loss", True):
+            loss, _ = self.method.loss(self.model, batch)
+            self.log("val/loss", loss, sync_dist=True, batch_size=batch_size)
+        scores, diagnostics = method_scores(self.method, self.model, batch)
+        self.val_metrics.update(scores, batch["targets"].int())
+        for name, per_row in diagnostics.items():
+            self.log(f"val/{name}", per_row.float().mean(), sync_dist=True, batch_size=batch_size)
 
     def on_validation_epoch_end(self) -> None:
         computed = self.val_metrics.compute()
@@ -93,6 +121,9 @@ class EmotionModule(L.LightningModule):
             {"params": [p for n, p in named if not _no_decay(n, p)], "weight_decay": self.optim.weight_decay},
             {"params": [p for n, p in named if _no_decay(n, p)], "weight_decay": 0.0},
         ]
+        # Empty groups (LoRA has no trainable bias or norm) are dropped: DeepSpeed drops them itself, which
+        # would leave the LR scheduler with more groups than the optimizer it steps.
+        groups = [group for group in groups if group["params"]]
         optimizer = torch.optim.AdamW(groups, lr=self.optim.lr, betas=self.optim.betas, eps=self.optim.eps)
         total = int(self.trainer.estimated_stepping_batches)
         scheduler = get_linear_schedule_with_warmup(optimizer, int(self.optim.warmup_ratio * total), total)
@@ -100,3 +131,25 @@ class EmotionModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["emoreason"] = self.extra_state
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """All weights but the frozen ones: with LoRA on Polyglot, megabytes of adapters, not 11.7 GB."""
+        state = super().state_dict(*args, **kwargs)
+        prefix = kwargs.get("prefix", "")
+        for key in self.frozen_keys:
+            state.pop(prefix + key, None)
+        return state
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ) -> _IncompatibleKeys:
+        """Load ``state_dict``; frozen weights may be absent (the backbone supplied them), nothing else."""
+        result = super().load_state_dict(state_dict, strict=False, assign=assign)
+        missing = [key for key in result.missing_keys if key not in self.frozen_keys]
+        if strict and (missing or result.unexpected_keys):
+            raise RuntimeError(
+                f"checkpoint does not fit this model: {len(missing)} trainable weights missing "
+                f"{missing[:3]}, {len(result.unexpected_keys)} unexpected {result.unexpected_keys[:3]}; "
+                "was it trained with the same model, method and lora settings?"
+            )
+        return _IncompatibleKeys(missing, result.unexpected_keys)

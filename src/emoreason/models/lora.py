@@ -1,0 +1,91 @@
+"""LoRA adapters (PEFT) injected into a backbone's network, so only the adapters (and new heads) train.
+
+Applied where the network is loaded, before a method wraps it: the method never knows (a classifier's new
+head stays trainable because it is created after the freeze), and the model class is unchanged, so
+``generate`` works as usual. Checkpoints then hold only what trains (see ``EmotionModule.state_dict``);
+the frozen weights are reloaded from the backbone, which is why an embedded backbone needs ``init_seed``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from peft import LoraConfig, inject_adapter_in_model
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from emoreason.models.backbones import Architecture, Backbone, EmbeddedBackbone, NetworkSource
+
+GPT_NEOX_TARGETS = ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"]
+"""Every linear layer of a GPT-NeoX block (attention in/out, MLP in/out); never the output embedding
+(``embed_out`` in Polyglot's checkpoint, ``lm_head`` once transformers 5 has loaded it)."""
+
+
+class LoraConfigError(ValueError):
+    """LoRA settings that do not fit the backbone; the message names the key and what to do."""
+
+
+def _matches(module_name: str, target: str) -> bool:
+    """PEFT's rule for a ``target_modules`` entry: the whole name or its last dotted parts."""
+    return module_name == target or module_name.endswith(f".{target}")
+
+
+@dataclass
+class LoraSettings:
+    """``conf/lora/default.yaml``: adapter rank, scaling (``alpha / r``), dropout and target layers."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: list(GPT_NEOX_TARGETS))
+
+    def inject(self, network: PreTrainedModel) -> PreTrainedModel:
+        """Add adapters to ``network`` in place and freeze every other weight of it."""
+        output = network.get_output_embeddings()
+        output_names = [name for name, module in network.named_modules() if module is output]
+        adapted_output = [t for t in self.target_modules for name in output_names if _matches(name, t)]
+        if adapted_output:
+            raise LoraConfigError(
+                f"lora.target_modules {adapted_output} would adapt the output embedding {output_names}: "
+                "it stays frozen (a vocabulary-sized adapter buys nothing for label names); remove it"
+            )
+        config = LoraConfig(
+            r=self.r,
+            lora_alpha=self.alpha,
+            lora_dropout=self.dropout,
+            target_modules=list(self.target_modules),
+            bias="none",
+        )
+        try:
+            return inject_adapter_in_model(config, network)
+        except ValueError as exc:
+            raise LoraConfigError(
+                f"lora.target_modules={list(self.target_modules)} do not fit {type(network).__name__} "
+                f"({exc}). GPT-NeoX takes {GPT_NEOX_TARGETS}; ELECTRA e.g. [query,key,value,dense]."
+            ) from exc
+
+
+@dataclass
+class LoraBackbone:
+    """A backbone whose network comes back with adapters injected: what methods build on with LoRA on."""
+
+    backbone: Backbone
+    settings: LoraSettings
+
+    @property
+    def architecture(self) -> Architecture:
+        return self.backbone.architecture
+
+    def load_network(self, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
+        return self.settings.inject(self.backbone.load_network(tokenizer))
+
+
+def with_lora(backbone: Backbone, settings: LoraSettings | None) -> NetworkSource:
+    """``backbone`` itself without LoRA (``lora=none``), else the same backbone with adapters."""
+    if settings is None:
+        return backbone
+    if isinstance(backbone, EmbeddedBackbone) and backbone.init_seed is None:
+        raise LoraConfigError(
+            "LoRA checkpoints hold the adapters only, so the frozen random weights of an embedded model must "
+            "be rebuilt identically on reload: set model.init_seed (tiny_neox sets it to ${seed})"
+        )
+    return LoraBackbone(backbone, settings)

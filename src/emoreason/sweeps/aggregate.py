@@ -1,0 +1,87 @@
+"""Group a sweep's jobs into cells (same overrides but the seed) and summarise each metric over seeds.
+
+Why: a single seed of a fine-tune can move macro-F1 by a few points; a bar is only worth showing with its
+spread and its number of runs. The std is the sample std (n - 1), undefined for a single run.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from emoreason.sweeps.collect import JobResult
+from emoreason.sweeps.overrides import split_override
+
+METRICS: dict[str, tuple[str, str, str]] = {
+    "test_macro_f1": ("test", "tuned", "macro_f1"),
+    "test_micro_f1": ("test", "tuned", "micro_f1"),
+    "test_weighted_f1": ("test", "tuned", "weighted_f1"),
+    "test_macro_f1@0.5": ("test", "at_0.5", "macro_f1"),
+    "val_macro_f1": ("val", "tuned", "macro_f1"),
+}
+"""Reported figures and where they live in metrics.json ("tuned": at the threshold tuned on validation)."""
+PRIMARY_METRIC = "test_macro_f1"
+"""The paper's Fig. 3 figure: test macro-F1."""
+CHOICE_KEYS = ("data", "model", "method")
+"""Config groups every cell is described by, however they were chosen (directly or via an experiment)."""
+
+
+@dataclass(frozen=True)
+class Stat:
+    values: tuple[float, ...]
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.values) if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        return statistics.stdev(self.values) if len(self.values) > 1 else None
+
+
+@dataclass
+class Cell:
+    overrides: tuple[str, ...]
+    choices: dict[str, str | None]
+    jobs: list[JobResult] = field(default_factory=list)
+
+    @property
+    def finished(self) -> list[JobResult]:
+        return [j for j in self.jobs if j.status == "finished"]
+
+    @property
+    def seeds(self) -> list[Any]:
+        return [j.metrics.get("seed") for j in self.finished if j.metrics is not None]
+
+    @property
+    def backbone(self) -> str | None:
+        """The network name in metrics.json (e.g. ``beomi/KcELECTRA-base-v2022``); None before a run ends."""
+        return next((j.metrics.get("model") for j in self.finished if j.metrics is not None), None)
+
+    def stat(self, metric: str) -> Stat:
+        stage, variant, name = METRICS[metric]
+        return Stat(tuple(float(j.metrics[stage][variant][name]) for j in self.finished
+                          if j.metrics is not None and stage in j.metrics))  # fmt: skip
+
+    def count(self, status: str) -> int:
+        return sum(j.status == status for j in self.jobs)
+
+    def columns(self, keys: list[str]) -> dict[str, str]:
+        values = dict(split_override(line) for line in self.overrides)
+        return {key: values.get(key, "") for key in keys}
+
+
+def group_cells(jobs: list[JobResult]) -> list[Cell]:
+    """Cells in the order their first job ran (the order of the sweep's grid)."""
+    cells: dict[tuple[str, ...], Cell] = {}
+    for job in jobs:
+        cells.setdefault(job.cell, Cell(job.cell, job.choices)).jobs.append(job)
+    return list(cells.values())
+
+
+def varying_keys(cells: list[Cell]) -> list[str]:
+    """Override keys, other than the :data:`CHOICE_KEYS` groups, whose value differs between cells."""
+    per_cell = [dict(split_override(line) for line in c.overrides) for c in cells]
+    keys = sorted({k for values in per_cell for k in values} - set(CHOICE_KEYS))
+    return [k for k in keys if len({values.get(k) for values in per_cell}) > 1]

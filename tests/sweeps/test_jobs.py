@@ -1,0 +1,85 @@
+"""run_job: finished jobs are skipped (only with the same config), crashes are recorded and re-raised."""
+
+import json
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from emoreason.config import ConfigError
+from emoreason.sweeps.jobs import resolved_config, run_job
+
+OVERRIDES = ["data=kote_plain", "seed=3"]
+
+
+@pytest.fixture
+def cfg(compose_train):
+    return compose_train("seed=3")
+
+
+def finish(output_dir: Path, run_config: dict, macro: float = 0.42) -> dict:
+    """Leave output_dir as a finished train() leaves it."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.create(run_config), output_dir / "config.yaml")
+    payload = {"seed": 3, "test": {"tuned": {"macro_f1": macro}}}
+    (output_dir / "metrics.json").write_text(json.dumps(payload), encoding="utf-8")
+    return payload
+
+
+def must_not_run(cfg):
+    raise AssertionError("a finished job ran again")
+
+
+def test_a_finished_job_is_skipped_even_when_only_loggers_or_tags_changed(cfg, compose_train):
+    out = Path(cfg.paths.output_dir)
+    stored = finish(out, resolved_config(cfg))
+    relogged = compose_train("seed=3", "logger=csv", "tags=[rerun]")
+    assert run_job(relogged, must_not_run, output_dir=out, overrides=OVERRIDES, skip_finished=True) == stored
+
+
+def test_a_changed_config_or_a_single_run_trains_again_from_a_clean_folder(cfg, compose_train):
+    out = Path(cfg.paths.output_dir)
+    finish(out, resolved_config(cfg))
+    calls = []
+
+    def task(c):
+        assert not (out / "metrics.json").exists(), "the previous result must be gone before the rerun"
+        calls.append(c.optim.lr)
+        return {"fresh": True}
+
+    changed = compose_train("seed=3", "optim.lr=0.5")
+    assert run_job(changed, task, output_dir=out, overrides=OVERRIDES, skip_finished=True) == {"fresh": True}
+    finish(out, resolved_config(cfg))
+    assert run_job(cfg, task, output_dir=out, overrides=OVERRIDES, skip_finished=False) == {"fresh": True}
+    assert calls == [0.5, cfg.optim.lr]
+
+
+def test_a_crash_is_recorded_with_its_traceback_and_re_raised(cfg):
+    out = Path(cfg.paths.output_dir)
+    finish(out, resolved_config(cfg))
+
+    def exploding_task(c):
+        raise ValueError("Invalid learning rate: -1.0")
+
+    with pytest.raises(ValueError, match="Invalid learning rate"):
+        run_job(cfg, exploding_task, output_dir=out, overrides=OVERRIDES, skip_finished=False)
+    failure = json.loads((out / "failure.json").read_text(encoding="utf-8"))
+    assert failure["error"] == "ValueError" and failure["message"] == "Invalid learning rate: -1.0"
+    assert failure["overrides"] == OVERRIDES and "exploding_task" in failure["traceback"]
+    assert not (out / "metrics.json").exists()
+
+
+def test_a_success_clears_the_previous_attempts_failure(cfg):
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True)
+    (out / "failure.json").write_text("{}", encoding="utf-8")
+    run_job(cfg, lambda c: {}, output_dir=out, overrides=OVERRIDES, skip_finished=True)
+    assert not (out / "failure.json").exists()
+
+
+def test_a_config_error_is_recorded_too(compose_train):
+    bad = compose_train("optim.lr=fast")
+    out = Path(bad.paths.output_dir)
+    with pytest.raises(ConfigError, match="lr"):
+        run_job(bad, must_not_run, output_dir=out, overrides=["optim.lr=fast"], skip_finished=True)
+    assert json.loads((out / "failure.json").read_text(encoding="utf-8"))["error"] == "ConfigError"

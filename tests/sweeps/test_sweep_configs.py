@@ -1,0 +1,65 @@
+"""Every sweep preset composes, and so does every job of its grid (what Hydra checks before launching)."""
+
+import itertools
+
+import pytest
+from conftest import CONF_DIR
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from emoreason.config import TrainConfig, validate
+
+PRESETS = sorted(p.stem for p in (CONF_DIR / "sweep").glob("*.yaml"))
+GRIDS = {"ablation": 15, "tiny_ablation": 6}
+
+
+def compose_train(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides), return_hydra_config=True)
+
+
+def grid(params) -> list[list[str]]:
+    """The jobs of a basic-sweeper ``params`` block, as override lists."""
+    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+    axes = [[f"{o.key_or_group}={value}" for value in o.sweep_string_iterator()] for o in parsed]
+    return [list(job) for job in itertools.product(*axes)]
+
+
+def test_every_preset_is_checked_here():
+    assert set(PRESETS) == {*GRIDS, "optuna_lr_rank"}
+
+
+@pytest.mark.parametrize("preset", sorted(GRIDS))
+def test_every_job_of_a_grid_composes_and_validates(preset):
+    jobs = grid(compose_train(f"+sweep={preset}").hydra.sweeper.params)
+    assert len(jobs) == GRIDS[preset]
+    for job in jobs:
+        cfg = compose_train(f"+sweep={preset}", *job)
+        validate(cfg, TrainConfig)
+        assert cfg.hydra.runtime.choices.experiment == job[0].split("=")[1]
+
+
+def test_tiny_ablation_is_fig3_with_tiny_models_on_the_val_holdout_split():
+    cfg = compose_train("+sweep=tiny_ablation", "experiment=tiny_polyglot_reasoning")
+    choices = cfg.hydra.runtime.choices
+    assert (choices.model, choices.method, choices.data) == (
+        "tiny_neox",
+        "explain_then_predict",
+        "kote_reasoning",
+    )
+    assert cfg.data.source.split_scheme == "val_holdout" and cfg.data.source.max_train_rows == 800
+
+
+def test_optuna_preset_searches_lr_and_lora_rank_on_an_experiment_with_lora():
+    cfg = compose_train("+sweep=optuna_lr_rank", "experiment=polyglot_reasoning")
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_ == "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    assert sweeper.direction == "maximize" and sweeper.sampler.seed == 0 and sweeper.max_failure_rate == 1.0
+    assert dict(sweeper.params) == {
+        "optim.lr": "tag(log, interval(1e-5, 1e-3))",
+        "lora.r": "choice(4, 8, 16, 32)",
+    }
+    trial = compose_train(
+        "+sweep=optuna_lr_rank", "experiment=polyglot_reasoning", "optim.lr=3e-4", "lora.r=8"
+    )
+    assert validate(trial, TrainConfig).lora.r == 8 and trial.optim.lr == 3e-4
