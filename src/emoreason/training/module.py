@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.modules.module import _IncompatibleKeys
 from transformers import get_linear_schedule_with_warmup
 
-from emoreason.evaluation.metrics import f1_metrics
+from emoreason.evaluation.metrics import BestMacroF1, f1_metrics
 from emoreason.labels import LABELS
 
 Batch = dict[str, torch.Tensor]
@@ -87,6 +87,7 @@ class EmotionModule(L.LightningModule):
         self.optim = optim
         self.extra_state = extra_state or {}
         self.val_metrics = f1_metrics()
+        self.val_best_macro_f1 = BestMacroF1()
         self.frozen_keys = frozenset(f"model.{n}" for n, p in model.named_parameters() if not p.requires_grad)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
@@ -104,6 +105,7 @@ class EmotionModule(L.LightningModule):
             self.log("val/loss", loss, sync_dist=True, batch_size=batch_size)
         scores, diagnostics = method_scores(self.method, self.model, batch)
         self.val_metrics.update(scores, batch["targets"].int())
+        self.val_best_macro_f1.update(scores, batch["targets"])
         for name, per_row in diagnostics.items():
             self.log(f"val/{name}", per_row.float().mean(), sync_dist=True, batch_size=batch_size)
 
@@ -114,6 +116,9 @@ class EmotionModule(L.LightningModule):
             self.log(metric_key("val", name), computed[name], prog_bar=name == "macro_f1")
         for label, value in zip(LABELS, computed["per_label_f1"], strict=True):
             self.log(metric_key("val", "f1", label), value)
+        # What the tuned evaluation will report: the checkpoint and early-stopping criterion.
+        self.log(metric_key("val", "macro_f1_tuned"), self.val_best_macro_f1.compute(), prog_bar=True)
+        self.val_best_macro_f1.reset()
 
     def configure_optimizers(self) -> dict[str, Any]:
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
