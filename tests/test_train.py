@@ -96,7 +96,7 @@ def test_tagging_text_and_file(trained, tmp_path, small_kote_dir, cache_dir):
 
 def test_wandb_offline_run_files_hold_the_logged_metrics(small_run, tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-must-not-leak-0000000000")
+    monkeypatch.setenv("OPENAI_API_KEY", "fake-key-must-not-leak-0000000000")
     report = train(small_run("logger=wandb", "trainer.max_epochs=1", "data.source.max_train_rows=64"))
     (run_file,) = (tmp_path / "run").rglob("offline-run-*/run-*.wandb")
     logged = {  # the last value of every key in the run's history records
@@ -110,7 +110,7 @@ def test_wandb_offline_run_files_hold_the_logged_metrics(small_run, tmp_path, mo
     assert "val/loss" in logged and "test/f1/기쁨" in logged
     for path in (tmp_path / "run").rglob("*"):
         if path.is_file():
-            assert b"sk-test-secret" not in path.read_bytes(), path
+            assert b"fake-key-must-not-leak" not in path.read_bytes(), path
 
 
 def test_pretrained_backbone_offline_error_suggests_the_embedded_model(monkeypatch):

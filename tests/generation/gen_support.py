@@ -9,7 +9,7 @@ from emoreason.labels import NUM_LABELS
 
 REPO = Path(__file__).resolve().parents[2]
 CONF_DIR = REPO / "conf"
-API_KEY = "sk-test-9f8e7d6c5b4a-DO-NOT-LEAK"
+API_KEY = "fake-key-9f8e7d6c5b4a-DO-NOT-LEAK"
 TINY_ROWS = 80
 DUPLICATE_IDS = ("t0078", "t0079")
 """Two rows of the tiny KOTE copy with the same text and labels: one call must serve both."""

@@ -135,7 +135,7 @@ def test_fatal_errors_abort_at_once_with_a_clear_message(
 ) -> None:
     overrides = ["n=40"]
     if setup == "wrong_key":
-        fake.api_key = "sk-the-server-expects-another"
+        fake.api_key = "fake-key-the-server-expects-another"
     elif setup == "unknown_model":
         overrides.append("generator.model=gpt-nonexistent")
     else:
