@@ -12,8 +12,10 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from emoreason.labels import NUM_LABELS
 
@@ -77,25 +79,40 @@ def parse_kote_line(line: str, path: Path | str, lineno: int) -> KoteRow:
     return KoteRow(id=row_id.strip(), text=text, labels=tuple(sorted(set(ids))))
 
 
+def unique_by_id(
+    numbered: Iterable[tuple[int, Any]], path: Path | str, error: type[ValueError], noun: str = "ID"
+) -> list[Any]:
+    """Items (each with an ``id``) in order; a repeated id or an empty file raises ``error`` naming lines.
+
+    Shared by every line-oriented reader (KOTE TSV, reasoning JSONL), so both report defects alike.
+    """
+    items: list[Any] = []
+    first_line: dict[str, int] = {}
+    for lineno, item in numbered:
+        item_id = item.id  # type: ignore[attr-defined]
+        if item_id in first_line:
+            raise error(
+                f"{path}:{lineno}: duplicate {noun} {item_id} (first seen on line {first_line[item_id]})"
+            )
+        first_line[item_id] = lineno
+        items.append(item)
+    if not items:
+        raise error(f"{path}: file is empty")
+    return items
+
+
 def read_kote_tsv(path: str | Path) -> list[KoteRow]:
     """All rows of one KOTE file, validated; duplicate IDs are an error naming both lines."""
     path = Path(path)
-    rows: list[KoteRow] = []
-    first_line: dict[str, int] = {}
-    with path.open(encoding="utf-8", newline="") as handle:
+
+    def numbered_rows(handle: Iterable[str]) -> Iterator[tuple[int, KoteRow]]:
         for lineno, line in enumerate(handle, start=1):
             if not line.strip():
                 raise KoteFormatError(f"{path}:{lineno}: blank line")
-            row = parse_kote_line(line, path, lineno)
-            if row.id in first_line:
-                raise KoteFormatError(
-                    f"{path}:{lineno}: duplicate ID {row.id} (first seen on line {first_line[row.id]})"
-                )
-            first_line[row.id] = lineno
-            rows.append(row)
-    if not rows:
-        raise KoteFormatError(f"{path}: file is empty")
-    return rows
+            yield lineno, parse_kote_line(line, path, lineno)
+
+    with path.open(encoding="utf-8", newline="") as handle:
+        return unique_by_id(numbered_rows(handle), path, KoteFormatError)
 
 
 def sha256_of(path: Path) -> str:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emoreason.data.kote import unique_by_id
 from emoreason.labels import LABEL_TO_ID
 
 REQUIRED_KEYS = ("id", "text", "labels", "reasoning")
@@ -168,19 +169,10 @@ def iter_jsonl(path: str | Path, *, tolerate_torn_tail: bool = False) -> Iterato
 
 def read_reasoning_jsonl(path: str | Path) -> list[ReasoningRecord]:
     """All records of a reasoning dataset, in file order; a duplicate ``id`` is an error naming both lines."""
-    records: list[ReasoningRecord] = []
-    first_line: dict[str, int] = {}
-    for lineno, obj in iter_jsonl(path):
-        record = ReasoningRecord.from_json(obj, f"{path}:{lineno}")
-        if record.id in first_line:
-            raise ReasoningFormatError(
-                f"{path}:{lineno}: duplicate id {record.id} (first seen on line {first_line[record.id]})"
-            )
-        first_line[record.id] = lineno
-        records.append(record)
-    if not records:
-        raise ReasoningFormatError(f"{path}: file is empty")
-    return records
+    numbered = (
+        (lineno, ReasoningRecord.from_json(obj, f"{path}:{lineno}")) for lineno, obj in iter_jsonl(path)
+    )
+    return unique_by_id(numbered, path, ReasoningFormatError, noun="id")
 
 
 def write_reasoning_jsonl(path: str | Path, records: Iterable[ReasoningRecord]) -> Path:
