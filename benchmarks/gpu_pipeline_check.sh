@@ -16,15 +16,17 @@ run() {  # name, then train.py overrides: train, then re-score the best checkpoi
   local best; best=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['best_checkpoint'])" "$dir/metrics.json")
   python3 evaluate.py "ckpt_path=$best" "hydra.run.dir=$dir/eval" >>"$out/$name.log" 2>&1 || { echo "FAILED evaluate $name"; tail -30 "$out/$name.log"; }
   cp "$dir/metrics.json" "$out/$name.metrics.json"
-  python3 - "$dir" "$name" "$trained" "$best" <<'PY'
-import json, pathlib, sys
+  python3 - "$dir" "$name" "$trained" "$best" "$out/$name.log" <<'PY'
+import json, pathlib, re, sys
 d, name, seconds, best = pathlib.Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), pathlib.Path(sys.argv[4])
+plan = re.search(r"Memory plan: (.*)\n(?:  .*\n)*?  total +([0-9.]+)", pathlib.Path(sys.argv[5]).read_text())
 train, ev = json.loads((d / "metrics.json").read_text()), json.loads((d / "eval" / "metrics.json").read_text())
 size = sum(p.stat().st_size for p in best.rglob("*")) if best.is_dir() else best.stat().st_size
 print(json.dumps({"run": name, "seconds": seconds, "best": best.name, "checkpoint_mb": round(size / 2**20, 2),
                   "test_macro_f1": round(train["test"]["tuned"]["macro_f1"], 4),
                   "test_micro_f1": round(train["test"]["tuned"]["micro_f1"], 4),
-                  "evaluate_equals_train": ev["test"] == train["test"], "threshold": train["threshold"]}))
+                  "evaluate_equals_train": ev["test"] == train["test"], "threshold": train["threshold"],
+                  "memory_plan": plan and f"{plan[1]}: {plan[2]} GiB per GPU"}))
 PY
 }
 

@@ -1,7 +1,9 @@
 """train(cfg) and evaluate(cfg) end to end on real KOTE rows with the embedded tiny ELECTRA (CPU)."""
 
 import json
+import logging
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -33,8 +35,11 @@ def compose_evaluate(tmp_path, kote_dir, cache_dir, *overrides):
         )  # fmt: skip
 
 
-def test_fast_dev_run_writes_a_complete_metrics_json(small_run, tmp_path):
-    report = train(small_run("debug=fast_dev_run"))
+def test_fast_dev_run_writes_a_complete_metrics_json(small_run, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="emoreason"):
+        report = train(small_run("debug=fast_dev_run"))
+    (memory_plan,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Memory plan:")]
+    assert "full, DDP/single, 1 GPU(s) x 1 node(s), micro-batch 32 x 128 tokens" in memory_plan
     assert report["global_step"] == 1
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text(encoding="utf-8"))
     assert saved["split_scheme"] == "val_holdout"
@@ -125,3 +130,28 @@ def test_an_error_inside_training_is_never_swallowed_by_the_wandb_cleanup(monkey
     monkeypatch.setitem(sys.modules, "wandb", None)  # as on a machine without wandb: `import wandb` fails
     with pytest.raises(ZeroDivisionError), finishing_wandb():
         _ = 1 / 0
+
+
+def test_under_deepspeed_the_best_weights_go_into_a_fresh_whole_module(trained):
+    """ZeRO-3 leaves each rank's parameters empty (partitioned); the final test needs whole ones."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.strategies import DeepSpeedStrategy
+
+    from emoreason.components import load_checkpoint_parts
+    from emoreason.train import _best_weights
+
+    _, report = trained
+    parts = load_checkpoint_parts(report["best_checkpoint"])
+    expected = {k: v.clone() for k, v in parts.module.state_dict().items()}
+    for param in parts.module.parameters():
+        param.data = torch.empty(0)  # what ZeRO-3 leaves on a rank outside a gather
+    callback = ModelCheckpoint(monitor="val/macro_f1_tuned")
+    callback.best_model_path = report["best_checkpoint"]
+    stand_in = SimpleNamespace(
+        callbacks=[callback], strategy=DeepSpeedStrategy(stage=3, parallel_devices=[torch.device("cpu")])
+    )
+    restored, best = _best_weights(stand_in, parts)
+    assert best == report["best_checkpoint"] and restored.module is not parts.module
+    state = restored.module.state_dict()
+    assert state.keys() == expected.keys()
+    assert all(torch.equal(state[k], expected[k]) for k in expected)

@@ -13,6 +13,7 @@ from emoreason.training.strategies import (
     DeepSpeedConfigError,
     build_strategy,
     validate_deepspeed_config,
+    zero_of_deepspeed_config,
     zero_setup,
 )
 
@@ -60,6 +61,7 @@ def test_deepspeed_strategy_gets_a_plain_dict_lightning_can_fill(name):
     assert not LIGHTNING_OWNED_KEYS.keys() & config.keys()
     assert "auto" not in repr(config)
     assert strategy.zero_stage_3 == (EXPECTED[name][1].stage == 3)
+    assert zero_of_deepspeed_config(config) == EXPECTED[name][1]  # what the memory plan at start reads
 
 
 def test_default_train_config_uses_the_auto_strategy():

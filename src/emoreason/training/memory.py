@@ -47,11 +47,13 @@ process's own host memory (~13 GiB seen on an H200 node); hence the "tight" warn
 
 import functools
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
+from peft.tuners.lora import LoraLayer
 from torch import nn
 from transformers import ElectraForSequenceClassification, GPTNeoXForCausalLM, PreTrainedModel
 
@@ -64,6 +66,9 @@ TIGHT_FRACTION = 0.9
 
 GPT_NEOX_LORA_TARGETS: tuple[str, ...] = ("query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h")
 """The paper's LoRA targets on GPT-NeoX; ``embed_out`` (the LM head) is never adapted."""
+
+_ADAPTER_PART = re.compile(r"\.lora_[A-Za-z_]+(\.|$)")
+"""Names inside a PEFT LoRA layer that are the adapters themselves (``lora_A.default``, ``lora_B``, ...)."""
 
 Method = Literal["full", "lora"]
 Precision = Literal["bf16-mixed", "32-true"]
@@ -102,9 +107,13 @@ class ModelShape:
     """Vocabulary size for a causal LM (logits at every position); 0 for a pooled classifier."""
 
     @classmethod
-    def from_module(cls, name: str, module: PreTrainedModel, *, logits_per_token: int) -> "ModelShape":
-        """Count ``module`` (meta tensors are fine); shared weights count once, as DeepSpeed counts."""
-        config = module.config
+    def from_module(cls, name: str, module: nn.Module, *, logits_per_token: int) -> "ModelShape":
+        """Count ``module`` (meta tensors are fine); shared weights count once, as DeepSpeed counts.
+
+        ``module`` may hold one Hugging Face model inside heads or wrappers (its config gives the dimensions)
+        and PEFT LoRA adapters: a wrapped linear is listed once under its own name, the adapters not at all.
+        """
+        config = _pretrained_model(module).config
         return cls(
             name=name,
             total_params=sum(p.numel() for p in module.parameters()),
@@ -112,9 +121,9 @@ class ModelShape:
                 sum(p.numel() for p in m.parameters(recurse=False)) for m in module.modules()
             ),
             linears=tuple(
-                (qualified, m.in_features, m.out_features)
+                (qualified.removesuffix(".base_layer"), m.in_features, m.out_features)
                 for qualified, m in module.named_modules()
-                if isinstance(m, nn.Linear)
+                if isinstance(m, nn.Linear) and not _ADAPTER_PART.search(qualified)
             ),
             hidden_size=config.hidden_size,
             num_layers=config.num_hidden_layers,
@@ -135,6 +144,14 @@ _REGISTRY: dict[str, tuple[Callable[[], PreTrainedModel], bool]] = {
     ),
 }
 KNOWN_MODELS: tuple[str, ...] = tuple(_REGISTRY)
+
+
+def _pretrained_model(module: nn.Module) -> PreTrainedModel:
+    """The (outermost) Hugging Face model in ``module``: whose config holds the transformer's dimensions."""
+    found = next((m for m in module.modules() if isinstance(m, PreTrainedModel)), None)
+    if found is None:
+        raise ValueError(f"{type(module).__name__} holds no transformers PreTrainedModel to plan memory for")
+    return found
 
 
 @functools.cache
@@ -330,11 +347,14 @@ def plan(
     precision: Precision = "bf16-mixed",
     visible_gpus: tuple[int, int | None] | None = None,
     host_bytes: int | None = None,
+    trainable: int | None = None,
 ) -> MemoryPlan:
     """Plan memory per GPU and per node's host; warnings say what will not fit and why.
 
     ``visible_gpus`` (count, bytes per GPU) and ``host_bytes`` default to this machine's; pass them to plan
-    for another one. ``devices`` is GPUs per node (Lightning's ``Trainer(devices=...)``).
+    for another one. ``devices`` is GPUs per node (Lightning's ``Trainer(devices=...)``). ``trainable``
+    replaces the method's count (all parameters, or the LoRA formula) when the network is already built and
+    counted, new heads included.
     """
     if method not in ("full", "lora"):
         raise ValueError(f"method must be 'full' or 'lora', got {method!r}")
@@ -346,7 +366,8 @@ def plan(
         raise ValueError(f"devices and num_nodes must be >= 1, got {devices} and {num_nodes}")
     shape = model if isinstance(model, ModelShape) else model_shape(model)
     ranks = devices * num_nodes
-    trainable = trainable_params(shape, method, lora_r, lora_targets)
+    if trainable is None:
+        trainable = trainable_params(shape, method, lora_r, lora_targets)
     gpu_states, cpu_states = model_state_bytes(
         shape.total_params, trainable, shape.largest_layer_params, zero, ranks
     )
@@ -387,6 +408,55 @@ def plan(
         deepspeed_estimate=estimate,
         gpu_capacity=capacity,
         warnings=warnings,
+    )
+
+
+def plan_network(
+    network: nn.Module,
+    zero: ZeroSetup = ZeroSetup(),
+    devices: int = 1,
+    num_nodes: int = 1,
+    *,
+    micro_batch_size: int,
+    seq_len: int,
+    precision: Precision = "bf16-mixed",
+    visible_gpus: tuple[int, int | None] | None = None,
+    host_bytes: int | None = None,
+) -> MemoryPlan:
+    """The plan for a network as built for training, read off the network itself.
+
+    Its own parameter counts, which of them train (new heads included), its LoRA adapters (rank, dropout,
+    adapted layers), whether it checkpoints activations and whether it computes vocabulary logits: what
+    training prints at start. ``plan`` with a registered name is the same arithmetic for a model not built.
+    """
+    pretrained = _pretrained_model(network)
+    output = pretrained.get_output_embeddings()
+    shape = ModelShape.from_module(
+        pretrained.config.name_or_path or pretrained.config.model_type,
+        network,
+        logits_per_token=output.out_features if isinstance(output, nn.Linear) else 0,
+    )
+    adapters = [(name, m) for name, m in network.named_modules() if isinstance(m, LoraLayer)]
+    ranks = [r for _, m in adapters for r in m.r.values()]
+    dropouts = [d.p for _, m in adapters for d in m.lora_dropout.values() if isinstance(d, nn.Dropout)]
+    return plan(
+        shape,
+        "lora" if adapters else "full",
+        zero,
+        devices,
+        num_nodes,
+        micro_batch_size=micro_batch_size,
+        seq_len=seq_len,
+        gradient_checkpointing=any(
+            getattr(m, "gradient_checkpointing", False) is True for m in network.modules()
+        ),
+        lora_r=max(ranks, default=0),
+        lora_dropout=max(dropouts, default=0.0),
+        lora_targets=tuple(sorted({name.rsplit(".", 1)[-1] for name, _ in adapters})),
+        precision=precision,
+        visible_gpus=visible_gpus,
+        host_bytes=host_bytes,
+        trainable=sum(p.numel() for p in network.parameters() if p.requires_grad),
     )
 
 

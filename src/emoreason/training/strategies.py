@@ -70,12 +70,19 @@ def validate_deepspeed_config(config: Mapping[str, Any]) -> None:
 
 
 def zero_setup(strategy_cfg: DictConfig) -> ZeroSetup:
-    """The memory planner's view of a strategy config: ZeRO stage and what is offloaded to the host."""
+    """The memory planner's view of a ``conf/strategy`` entry: ZeRO stage and what goes to the host."""
     if strategy_cfg.get("_target_") != DEEPSPEED_TARGET:
         return ZeroSetup()
-    zero = strategy_cfg.config.zero_optimization
+    config = OmegaConf.to_container(strategy_cfg.config, resolve=True)
+    assert isinstance(config, dict)
+    return zero_of_deepspeed_config(config)
+
+
+def zero_of_deepspeed_config(config: Mapping[str, Any]) -> ZeroSetup:
+    """The planner's view of a DeepSpeed config dict (as ``DeepSpeedStrategy.config`` holds it)."""
+    zero = config["zero_optimization"]
     return ZeroSetup(
-        stage=zero.stage,
+        stage=zero["stage"],
         offload_optimizer=zero.get("offload_optimizer", {}).get("device", "none") != "none",
         offload_params=zero.get("offload_param", {}).get("device", "none") != "none",
     )
