@@ -1,5 +1,6 @@
 import random
 
+import pytest
 import torch
 
 from emoreason.data.batching import EncodedDataset, LengthGroupedBatchSampler, pad_collate
@@ -46,6 +47,26 @@ def test_shards_are_disjoint_and_equal_for_training():
         list(LengthGroupedBatchSampler(lens, 64, shuffle=False, num_replicas=3, rank=r)) for r in range(3)
     ]
     assert sorted(i for s in eval_shards for b in s for i in b) == list(range(1000))  # eval keeps every row
+
+
+@pytest.mark.parametrize(
+    ("rows", "batch_size", "ranks"), [(1000, 64, 3), (1000, 128, 8), (9, 4, 4), (5, 64, 5)]
+)
+def test_evaluation_shards_have_equal_batch_counts(rows, batch_size, ranks):
+    """ZeRO-3 gathers parameters in every forward: a rank with an extra batch would hang the others."""
+    lens = lengths(rows)
+    shards = [
+        list(LengthGroupedBatchSampler(lens, batch_size, shuffle=False, num_replicas=ranks, rank=r))
+        for r in range(ranks)
+    ]
+    assert len({len(s) for s in shards}) == 1
+    assert all(0 < len(b) <= batch_size for s in shards for b in s)
+    assert sorted(i for s in shards for b in s for i in b) == list(range(rows))
+
+
+def test_fewer_evaluation_rows_than_ranks_is_an_error():
+    with pytest.raises(ValueError, match="3 evaluation rows cannot give each of 4 ranks a batch"):
+        list(LengthGroupedBatchSampler([5, 6, 7], 8, shuffle=False, num_replicas=4, rank=0))
 
 
 def test_pad_collate_pads_to_longest_on_either_side():

@@ -147,11 +147,12 @@ def test_under_deepspeed_the_best_weights_go_into_a_fresh_whole_module(trained):
         param.data = torch.empty(0)  # what ZeRO-3 leaves on a rank outside a gather
     callback = ModelCheckpoint(monitor="val/macro_f1_tuned")
     callback.best_model_path = report["best_checkpoint"]
-    stand_in = SimpleNamespace(
-        callbacks=[callback], strategy=DeepSpeedStrategy(stage=3, parallel_devices=[torch.device("cpu")])
-    )
-    restored, best = _best_weights(stand_in, parts)
+    strategy = DeepSpeedStrategy(stage=3, parallel_devices=[torch.device("cpu")])
+    rank0 = SimpleNamespace(callbacks=[callback], strategy=strategy, is_global_zero=True)
+    restored, best = _best_weights(rank0, parts)
     assert best == report["best_checkpoint"] and restored.module is not parts.module
     state = restored.module.state_dict()
     assert state.keys() == expected.keys()
     assert all(torch.equal(state[k], expected[k]) for k in expected)
+    other_rank = SimpleNamespace(callbacks=[callback], strategy=strategy, is_global_zero=False)
+    assert _best_weights(other_rank, parts) == (parts, best)  # only rank 0 tests: nothing built or read

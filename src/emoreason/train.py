@@ -30,13 +30,16 @@ def _best_weights(trainer: L.Trainer, parts: RunParts) -> tuple[RunParts, str | 
     """The run's parts holding the best checkpoint's weights (by val macro-F1), and that checkpoint's path.
 
     Under DeepSpeed the trained module's parameters are partitioned or wrapped in place (ZeRO-3 leaves them
-    empty on each rank), so the best weights go into a freshly built, whole module on the same device.
+    empty on each rank), so the best weights go into a freshly built, whole module on the same device — on
+    rank 0 only, the one that tests: the others would also consolidate the same ZeRO folder at once.
     """
     callback = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor), None)
     best = callback.best_model_path if callback is not None else ""
     if not (best and Path(best).exists()):
         return parts, None
     if isinstance(trainer.strategy, DeepSpeedStrategy):
+        if not trainer.is_global_zero:
+            return parts, best
         fresh = build_parts(parts.cfg, tokenizer_state=parts.module.extra_state["tokenizer"]).module
         parts = replace(parts, module=fresh.to(trainer.strategy.root_device))
     parts.module.load_state_dict(load_checkpoint(best)["state_dict"])

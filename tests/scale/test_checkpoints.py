@@ -28,7 +28,24 @@ def test_zero_folder_is_consolidated_once_beside_it(tmp_path, monkeypatch):
     monkeypatch.setattr(ds_utils, "convert_zero_checkpoint_to_fp32_state_dict", fake_convert)
     assert load_checkpoint(folder)["state_dict"].keys() == {"lora_A"}
     assert load_checkpoint(folder)["emoreason"] == {}
-    assert calls == [(folder, tmp_path / "epoch01.ckpt.fp32.ckpt")]  # second load reuses the file
+    assert len(calls) == 1 and calls[0][0] == folder  # the second load reuses the file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch01.ckpt", "epoch01.ckpt.fp32.ckpt"]
+
+
+def test_an_interrupted_consolidation_leaves_nothing_to_mistake_for_a_checkpoint(tmp_path, monkeypatch):
+    folder = tmp_path / "epoch01.ckpt"
+    folder.mkdir()
+
+    def killed_while_writing(src, dst):
+        Path(dst).write_bytes(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    import lightning.pytorch.utilities.deepspeed as ds_utils
+
+    monkeypatch.setattr(ds_utils, "convert_zero_checkpoint_to_fp32_state_dict", killed_while_writing)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint_file(folder)
+    assert [p.name for p in tmp_path.iterdir()] == ["epoch01.ckpt"]
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):

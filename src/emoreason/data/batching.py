@@ -9,6 +9,8 @@ dense enough that almost every processed token is real.
 
 from __future__ import annotations
 
+import itertools
+import math
 import random
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -37,8 +39,10 @@ class EncodedDataset(Dataset):
 class LengthGroupedBatchSampler(Sampler[list[int]]):
     """Batches of similar-length rows; shuffled per epoch when ``shuffle``, sharded across ranks.
 
-    With ``num_replicas > 1`` every rank gets the same number of batches (the surplus is dropped for
-    training, so DDP's collectives stay in step) and disjoint rows.
+    With ``num_replicas > 1`` every rank gets the same number of batches and disjoint rows, so collectives
+    stay in step: training drops the surplus batches; evaluation keeps every row and cuts the sorted rows
+    into a multiple of ``num_replicas`` batches of at most ``batch_size`` (under ZeRO-3 every forward
+    gathers parameters from all ranks, so a rank with one batch more would wait for the others forever).
     """
 
     def __init__(
@@ -70,8 +74,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     def _all_batches(self) -> list[list[int]]:
         indices = list(range(len(self.lengths)))
         if not self.shuffle:
-            indices.sort(key=lambda i: self.lengths[i])
-            return [indices[i : i + self.batch_size] for i in range(0, len(indices), self.batch_size)]
+            return self._evaluation_batches(sorted(indices, key=lambda i: self.lengths[i]))
         rng = random.Random(self.seed + self.epoch)
         rng.shuffle(indices)
         pool = self.batch_size * self.pool_factor
@@ -81,6 +84,20 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             batches.extend(chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size))
         rng.shuffle(batches)
         return batches
+
+    def _evaluation_batches(self, ordered: list[int]) -> list[list[int]]:
+        """``ordered`` cut into consecutive batches; a multiple of ``num_replicas`` of them when sharded."""
+        if self.num_replicas == 1:
+            return [ordered[i : i + self.batch_size] for i in range(0, len(ordered), self.batch_size)]
+        per_rank = math.ceil(len(ordered) / (self.batch_size * self.num_replicas))
+        count = per_rank * self.num_replicas
+        if count > len(ordered):
+            raise ValueError(
+                f"{len(ordered)} evaluation rows cannot give each of {self.num_replicas} ranks a batch; "
+                "use fewer devices or a larger split"
+            )
+        bounds = [round(i * len(ordered) / count) for i in range(count + 1)]
+        return [ordered[start:end] for start, end in itertools.pairwise(bounds)]
 
     def _my_batches(self) -> list[list[int]]:
         batches = self._all_batches()

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
+from torch import distributed as dist
 from torch import nn
 from torch.nn import functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, StoppingCriteria, StoppingCriteriaList
@@ -237,6 +238,7 @@ def greedy_generate(model: CausalLM, batch: Batch, task: Task, max_new_tokens: i
         eos_token_id=pieces.eos_id,
         pad_token_id=pieces.pad_id,
         stopping_criteria=StoppingCriteriaList([LinesDone(model.newline_tokens, lines, width)]),
+        synced_gpus=partitioned_across_ranks(model),
     )
     newline = set(model.newline_tokens.tolist())
     generations = []
@@ -264,14 +266,32 @@ def cut_at_stop(ids: Sequence[int], pieces: Pieces, newline: set[int], lines: in
     return list(ids), len(ids)
 
 
+def partitioned_across_ranks(model: nn.Module) -> bool:
+    """Whether ``model``'s parameters are DeepSpeed ZeRO-3 partitions spread over several ranks.
+
+    Then every forward gathers parameters from all ranks (a collective), so all ranks must run the same
+    number of forwards or the ones that ran more wait forever: generation keeps stepping until every rank
+    is done (Hugging Face's ``synced_gpus``, which it only switches on by itself under its own Trainer) and
+    teacher-forced scoring pads its number of passes to the busiest rank's.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return False
+    return any(hasattr(p, "ds_id") for p in model.parameters())
+
+
 def continuation_logprobs(
     model: CausalLM, pairs: Sequence[tuple[list[int], list[int]]], batch_size: int
 ) -> torch.Tensor:
     """Sum of log P(continuation | prefix) per (prefix, continuation) pair, ``batch_size`` pairs a pass."""
     device = model.newline_tokens.device
-    totals = []
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start : start + batch_size]
+    chunks = [pairs[start : start + batch_size] for start in range(0, len(pairs), batch_size)]
+    idle_passes = 0
+    if partitioned_across_ranks(model):  # agree on the pass count before any pass: each one is a collective
+        passes = torch.tensor(len(chunks), device=device)
+        dist.all_reduce(passes, op=dist.ReduceOp.MAX)
+        idle_passes = int(passes) - len(chunks)
+    totals = [torch.zeros(0, device=device)]
+    for chunk in chunks:
         width = max(len(p) + len(c) for p, c in chunk)
         ids = torch.full((len(chunk), width), model.pieces.pad_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
@@ -284,6 +304,9 @@ def continuation_logprobs(
         logprobs = torch.log_softmax(model(ids, mask)[:, :-1].float(), dim=-1)
         token_logprobs = logprobs.gather(-1, ids[:, 1:, None]).squeeze(-1)
         totals.append((token_logprobs * scored[:, 1:]).sum(-1))
+    one_token = torch.ones(1, 1, dtype=torch.long, device=device)
+    for _ in range(idle_passes):  # forwards whose parameter gathers the busier ranks wait for
+        model(one_token * model.pieces.pad_id, one_token)
     return torch.cat(totals)
 
 
@@ -313,8 +336,6 @@ def flip_scores(
             if flipped:
                 slots.append((row, label, len(pairs)))
                 pairs.append((prefix, pieces.label_line_ids(sorted(flipped), task)))
-    if not pairs:
-        return scores
     logprobs = continuation_logprobs(model, pairs, batch_size).cpu()
     chosen_lp = {row: logprobs[i] for row, label, i in slots if label < 0}
     flipped_lp = torch.full((len(generations), NUM_LABELS), float("-inf"))

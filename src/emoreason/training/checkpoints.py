@@ -9,6 +9,7 @@ and the head.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,14 @@ def checkpoint_file(path: str | Path) -> Path:
         if not consolidated.exists():
             from lightning.pytorch.utilities.deepspeed import convert_zero_checkpoint_to_fp32_state_dict
 
-            convert_zero_checkpoint_to_fp32_state_dict(path, consolidated)
+            # Written aside and renamed: an interrupted conversion never leaves a truncated file behind
+            # that a later run would take for the consolidated checkpoint.
+            partial = consolidated.with_name(f"{consolidated.name}.{os.getpid()}.partial")
+            try:
+                convert_zero_checkpoint_to_fp32_state_dict(path, partial)
+                os.replace(partial, consolidated)
+            finally:
+                partial.unlink(missing_ok=True)
         return consolidated
     raise FileNotFoundError(f"checkpoint {path} does not exist (expected a .ckpt file or a DeepSpeed folder)")
 
