@@ -12,6 +12,7 @@ from hydra import compose, initialize_config_dir
 from sweeps.sweep_support import wandb_records
 
 from emoreason.evaluate import evaluate
+from emoreason.labels import LABELS
 from emoreason.models.backbones import BackboneUnavailableError, PretrainedBackbone
 from emoreason.train import train
 
@@ -48,6 +49,14 @@ def test_fast_dev_run_writes_a_complete_metrics_json(small_run, tmp_path, caplog
     assert set(saved["test"]["tuned"]) == {"macro_f1", "micro_f1", "weighted_f1", "per_label_f1"}
     assert len(saved["test"]["tuned"]["per_label_f1"]) == 44 and 0 < saved["threshold"] < 1
     assert saved["wall_time_s"] > 0 and (tmp_path / "run" / "config.yaml").exists()
+    lines = (tmp_path / "run" / "test_predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) == 600 and not any("generated" in r for r in records)  # a classifier writes none
+    gold = torch.tensor([[label in r["gold"] for label in LABELS] for r in records])
+    predicted = torch.tensor([[label in r["predicted"] for label in LABELS] for r in records])
+    true_positives = (gold & predicted).sum().item()
+    micro_f1 = 2 * true_positives / (gold.sum().item() + predicted.sum().item())
+    assert micro_f1 == pytest.approx(saved["test"]["tuned"]["micro_f1"], abs=1e-6)  # the reported figures
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,13 @@ from omegaconf import DictConfig
 from emoreason.components import RunParts, load_checkpoint_parts
 from emoreason.config import ConfigError, EvaluateConfig, validate
 from emoreason.data.kote import KoteRow, read_kote_tsv
-from emoreason.evaluation.report import per_label_markdown, write_json_atomic
+from emoreason.evaluation.report import (
+    per_label_markdown,
+    prediction_records,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
 from emoreason.evaluation.scoring import predict_scores, threshold_and_reports
-from emoreason.labels import LABELS
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +41,19 @@ def _read_comments(path: Path) -> list[KoteRow]:
 def tag_rows(
     parts: RunParts, rows: list[KoteRow], threshold: float, top_k: int, batch_size: int
 ) -> list[dict]:
-    """Labels above ``threshold`` and the ``top_k`` best label scores for each row."""
-    scores, _ = _scores_of(parts, rows, batch_size)
+    """Labels above ``threshold``, the ``top_k`` best label scores and, for a generative method, its text."""
+    split = _scores_of(parts, rows, batch_size)
     tagged = []
-    for row, row_scores in zip(rows, scores.tolist(), strict=True):
-        ranked = sorted(zip(LABELS, row_scores, strict=True), key=lambda pair: -pair[1])
+    for record in prediction_records(rows, split[0], threshold, split.generated):
+        ranked = sorted(record["scores"].items(), key=lambda pair: -pair[1])
         tagged.append(
             {
-                "id": row.id,
-                "text": row.text,
-                "labels": [name for name, score in zip(LABELS, row_scores, strict=True) if score > threshold],
-                "top": [{"label": name, "score": round(score, 4)} for name, score in ranked[:top_k]],
-                "scores": {name: round(score, 4) for name, score in zip(LABELS, row_scores, strict=True)},
+                "id": record["id"],
+                "text": record["text"],
+                "labels": record["predicted"],
+                **({"generated": record["generated"]} if "generated" in record else {}),
+                "top": [{"label": name, "score": score} for name, score in ranked[:top_k]],
+                "scores": record["scores"],
             }
         )
     return tagged
@@ -101,6 +106,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         **threshold_and_reports(val, test, threshold),
     }
     write_json_atomic(output_dir / "metrics.json", report)
+    records = prediction_records(test_rows, test[0], report["threshold"], test.generated)
+    write_jsonl_atomic(output_dir / "test_predictions.jsonl", records)
     (output_dir / "per_label_f1.md").write_text(per_label_markdown(report), encoding="utf-8")
     tuned = report["test"]["tuned"]
     log.info("test macro-F1 %.4f micro-F1 %.4f (threshold %.2f)", tuned["macro_f1"], tuned["micro_f1"],

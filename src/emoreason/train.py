@@ -16,7 +16,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from emoreason.components import RunParts, build_parts
 from emoreason.config import TrainConfig, redact, validate
-from emoreason.evaluation.report import per_label_markdown, write_json_atomic
+from emoreason.evaluation.report import (
+    per_label_markdown,
+    prediction_records,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
 from emoreason.evaluation.scoring import predict_scores, threshold_and_reports
 from emoreason.training.checkpoints import load_checkpoint
 from emoreason.training.loggers import build_loggers, finishing_wandb, log_final_metrics, log_result_tables
@@ -108,7 +113,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             test = predict_scores(parts.module, dm.dataloader(dm.datasets["test"], train=False, shard=False))
             report.update(threshold_and_reports(val, test))
             log_final_metrics(trainer.loggers, flat_metrics(report), trainer.global_step)
-            log_result_tables(trainer.loggers, report, parts.splits.test, test[0], trainer.global_step)
+            records = prediction_records(parts.splits.test, test[0], report["threshold"], test.generated)
+            write_jsonl_atomic(output_dir / "test_predictions.jsonl", records)
+            log_result_tables(trainer.loggers, report, records, parts.splits.test, trainer.global_step)
             (output_dir / "per_label_f1.md").write_text(per_label_markdown(report), encoding="utf-8")
             tuned = report["test"]["tuned"]
             log.info(

@@ -13,6 +13,7 @@ from emoreason.models.generative import (
     Pieces,
     PredictThenExplainMethod,
     greedy_generate,
+    labels_line,
 )
 from emoreason.models.heads import DecoderClassifier
 from emoreason.models.methods import ClassifierMethod
@@ -92,12 +93,13 @@ def memorised(rows, tokenizer):
 def test_generation_reproduces_learnt_labels_and_stops_after_the_label_line(memorised, rows, tokenizer):
     method, model, batch = memorised
     with torch.no_grad():
-        scores, diagnostics = method.detailed_scores(model, batch)
-    assert torch.equal(scores, batch["targets"])
-    assert diagnostics["unparseable_rate"].sum() == 0
+        scored = method.detailed_scores(model, batch)
+    assert torch.equal(scored.scores, batch["targets"])
+    assert scored.diagnostics["unparseable_rate"].sum() == 0
     pieces = Pieces.of(tokenizer)
     label_line_tokens = [len(pieces.label_line_ids(r.labels, method.tasks[0])) for r in rows[:3]]
-    assert diagnostics["generated_tokens"].tolist() == label_line_tokens  # no reasoning was generated
+    assert scored.diagnostics["generated_tokens"].tolist() == label_line_tokens  # no reasoning was generated
+    assert scored.generated == [labels_line(r.labels) for r in rows[:3]]  # the text it wrote
 
 
 def test_score_mode_ranks_labels_and_agrees_with_generation_at_one_half(memorised):
@@ -116,9 +118,9 @@ def test_score_mode_gives_zero_to_rows_without_a_parsable_label(rows, tokenizer)
     model = method.build_model(tiny_backbone(), tokenizer).eval()
     batch = collate(method, tokenizer, method.encode(rows[:2], tokenizer, 24, train=False))
     with torch.no_grad():
-        scores, diagnostics = method.detailed_scores(model, batch)
-    assert diagnostics["unparseable_rate"].tolist() == [1.0, 1.0]  # an untrained model writes junk
-    assert torch.equal(scores, torch.zeros(2, 44))
+        scored = method.detailed_scores(model, batch)
+    assert scored.diagnostics["unparseable_rate"].tolist() == [1.0, 1.0]  # an untrained model writes junk
+    assert torch.equal(scored.scores, torch.zeros(2, 44))
 
 
 def test_generative_methods_need_a_decoder(tokenizer):

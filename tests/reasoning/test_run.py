@@ -11,6 +11,8 @@ from conftest import CONF_DIR
 from hydra import compose, initialize_config_dir
 
 from emoreason.evaluate import evaluate
+from emoreason.labels import label_names
+from emoreason.models.generative import read_labels
 from emoreason.train import train
 
 from .support import TINY_NEOX_OVERRIDES
@@ -74,7 +76,7 @@ def test_both_task_losses_and_the_unparseable_rate_are_logged(multitask_run):
 def test_checkpoints_hold_adapters_only_and_evaluate_reproduces_the_test_figures(
     multitask_run, tmp_path, reasoning_kote_dir, reasoning_path, cache_dir
 ):
-    _, report = multitask_run
+    out, report = multitask_run
     checkpoint = torch.load(report["best_checkpoint"], map_location="cpu", weights_only=False)
     keys = set(checkpoint["state_dict"])
     assert keys and all(".lora_A." in k or ".lora_B." in k for k in keys)
@@ -91,3 +93,29 @@ def test_checkpoints_hold_adapters_only_and_evaluate_reproduces_the_test_figures
         )
     rescored = evaluate(cfg)
     assert rescored["test"] == report["test"] and rescored["threshold"] == report["threshold"]
+    predictions = (tmp_path / "test_predictions.jsonl").read_text(encoding="utf-8")
+    assert predictions == (out / "test_predictions.jsonl").read_text(encoding="utf-8")  # same text, too
+
+
+def test_test_predictions_hold_what_the_model_wrote_and_agree_with_the_metrics(multitask_run):
+    out, report = multitask_run
+    lines = (out / "test_predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) == report["data_sizes"]["test"]
+    assert all(isinstance(r["generated"], str) for r in records)
+    # The label line it wrote, parsed, is the prediction (generate mode scores are 0/1).
+    parsed = [read_labels(r["generated"], 0)[0] for r in records]
+    assert [r["predicted"] for r in records] == [label_names(ids) for ids in parsed]
+
+
+def test_tagging_a_comment_shows_the_models_text(multitask_run, tmp_path, reasoning_kote_dir, cache_dir):
+    _, report = multitask_run
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(
+            config_name="evaluate",
+            overrides=[f"paths.output_dir={tmp_path}", f"paths.kote_dir={reasoning_kote_dir}",
+                       f"paths.cache_dir={cache_dir}", f"ckpt_path={report['best_checkpoint']}",
+                       "text='진짜 너무 화가 난다'", "threshold=0.5"],
+        )  # fmt: skip
+    (tagged,) = evaluate(cfg)["tagged"]
+    assert tagged["labels"] == label_names(read_labels(tagged["generated"], 0)[0])

@@ -1,26 +1,65 @@
-"""metrics.json (the only contract between a run and the sweep report) and the per-label Markdown table."""
+"""metrics.json (the only contract between a run and the sweep report), the per-label Markdown table and
+the per-row predictions file."""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from emoreason.labels import LABELS
+import torch
+
+from emoreason.data.kote import KoteRow
+from emoreason.labels import LABELS, label_names
 
 
-def write_json_atomic(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` as pretty UTF-8 JSON; readers never see a half-written file."""
+def _write_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` as UTF-8 beside ``path`` and rename it: readers never see a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, ensure_ascii=False, indent=2)
-        handle.write("\n")
+        handle.write(text)
     os.replace(tmp, path)
     return path
+
+
+def write_json_atomic(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` as pretty UTF-8 JSON; readers never see a half-written file."""
+    return _write_atomic(path, json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+
+
+def prediction_records(
+    rows: Sequence[KoteRow], scores: torch.Tensor, threshold: float, generated: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """One record per row: id, text, gold and predicted label names, the 44 scores, and the generated text.
+
+    A label is predicted when its score exceeds ``threshold``, as in the metrics. ``generated`` (in ``rows``
+    order) is what a generative method wrote — its reasoning and label line — and is left out for a
+    classifier.
+    """
+    above = (scores > threshold).tolist()  # compared in the scores' dtype, exactly as the metrics compare
+    records = []
+    for i, (row, row_scores) in enumerate(zip(rows, scores.tolist(), strict=True)):
+        record: dict[str, Any] = {
+            "id": row.id,
+            "text": row.text,
+            "gold": label_names(row.labels),
+            "predicted": [label for label, on in zip(LABELS, above[i], strict=True) if on],
+        }
+        if generated is not None:
+            record["generated"] = generated[i]
+        record["scores"] = {label: round(score, 4) for label, score in zip(LABELS, row_scores, strict=True)}
+        records.append(record)
+    return records
+
+
+def write_jsonl_atomic(path: str | Path, records: Sequence[dict[str, Any]]) -> Path:
+    """One JSON object per line (UTF-8, Korean kept readable); readers never see a half-written file."""
+    return _write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 def per_label_markdown(report: dict[str, Any], split: str = "test") -> str:

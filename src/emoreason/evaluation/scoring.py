@@ -17,16 +17,23 @@ class ScoredSplit(tuple):
 
     Diagnostics are split-level means of per-row figures some methods report besides label scores
     (generative methods: ``unparseable_rate``, ``generated_tokens``); they land in the split's section of
-    metrics.json. A tuple subclass so every caller that unpacks ``scores, targets`` keeps working.
+    metrics.json. ``generated`` is the text a generative method wrote for each row (None for a classifier).
+    A tuple subclass so every caller that unpacks ``scores, targets`` keeps working.
     """
 
     diagnostics: dict[str, float]
+    generated: list[str] | None
 
     def __new__(
-        cls, scores: torch.Tensor, targets: torch.Tensor, diagnostics: dict[str, float] | None = None
+        cls,
+        scores: torch.Tensor,
+        targets: torch.Tensor,
+        diagnostics: dict[str, float] | None = None,
+        generated: list[str] | None = None,
     ) -> ScoredSplit:
         split = super().__new__(cls, (scores, targets))
         split.diagnostics = dict(diagnostics or {})
+        split.generated = generated
         return split
 
 
@@ -38,18 +45,21 @@ def predict_scores(module: EmotionModule, dataloader: DataLoader) -> ScoredSplit
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     scores, targets, indices = [], [], []
     per_row: dict[str, list[torch.Tensor]] = defaultdict(list)
+    generated: list[str] = []
     with autocast:
         for batch in dataloader:
             on_device = {k: v.to(device) for k, v in batch.items()}
-            batch_scores, diagnostics = method_scores(module.method, module.model, on_device)
-            scores.append(batch_scores.float().cpu())
+            scored = method_scores(module.method, module.model, on_device)
+            scores.append(scored.scores.float().cpu())
             targets.append(batch["targets"])
             indices.append(batch["index"])
-            for name, values in diagnostics.items():
+            for name, values in scored.diagnostics.items():
                 per_row[name].append(values.float().cpu())
+            generated.extend(scored.generated or [])
     order = torch.argsort(torch.cat(indices))
     means = {name: float(torch.cat(values).mean()) for name, values in per_row.items()}
-    return ScoredSplit(torch.cat(scores)[order], torch.cat(targets)[order], means)
+    texts = [generated[i] for i in order.tolist()] if generated else None
+    return ScoredSplit(torch.cat(scores)[order], torch.cat(targets)[order], means, texts)
 
 
 def split_report(split: tuple[torch.Tensor, torch.Tensor], threshold: float) -> dict[str, object]:

@@ -42,6 +42,7 @@ from emoreason.data.kote import KoteRow
 from emoreason.labels import NUM_LABELS, multi_hot, parse_labels, render_labels
 from emoreason.models.backbones import NetworkSource
 from emoreason.models.heads import position_ids
+from emoreason.training.module import MethodScores
 
 Batch = dict[str, torch.Tensor]
 Segment = Literal["labels", "reasoning"]
@@ -427,8 +428,8 @@ class GenerativeMethod:
         parts = {f"{task.name}_loss": loss.detach() for task, loss in zip(self.tasks, losses, strict=True)}
         return total, parts if len(losses) > 1 else {}
 
-    def detailed_scores(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Label scores (0/1 or flip probabilities) plus per-row unparseable flags and generated tokens."""
+    def detailed_scores(self, model: nn.Module, batch: Batch) -> MethodScores:
+        """Label scores (0/1 or flip probabilities), per-row unparseable flags and token counts, the text."""
         assert isinstance(model, CausalLM)
         task = self.tasks[0]
         generations = greedy_generate(model, batch, task, self.max_new_tokens)
@@ -441,10 +442,11 @@ class GenerativeMethod:
             "unparseable_rate": torch.tensor([not g.parsed for g in generations], device=device),
             "generated_tokens": torch.tensor([g.generated_tokens for g in generations], device=device),
         }
-        return scores.to(device), diagnostics
+        texts = model.pieces.tokenizer.batch_decode([g.ids for g in generations], skip_special_tokens=True)
+        return MethodScores(scores.to(device), diagnostics, [text.rstrip() for text in texts])
 
     def scores(self, model: nn.Module, batch: Batch) -> torch.Tensor:
-        return self.detailed_scores(model, batch)[0]
+        return self.detailed_scores(model, batch).scores
 
 
 LABEL_TASK = Task("label", "", ("labels",))

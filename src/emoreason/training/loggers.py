@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
@@ -24,7 +23,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from emoreason.data.kote import KoteRow
-from emoreason.labels import LABELS, label_names
+from emoreason.labels import LABELS
 from emoreason.sweeps.overrides import identity_overrides
 
 log = logging.getLogger(__name__)
@@ -107,36 +106,32 @@ def per_label_table(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]
 
 
 def sample_predictions_table(
-    rows: Sequence[KoteRow], scores: torch.Tensor, threshold: float, limit: int = SAMPLE_PREDICTIONS
+    records: Sequence[dict[str, Any]], rows: Sequence[KoteRow], limit: int = SAMPLE_PREDICTIONS
 ) -> tuple[list[str], list[list[Any]]]:
-    """Up to ``limit`` test rows, evenly spread: text, gold and predicted labels, and reasoning if any.
+    """Up to ``limit`` test rows, evenly spread: text, gold and predicted labels, reasoning, generated text.
 
-    ``scores`` are in ``rows`` order; a label is predicted when its score exceeds ``threshold`` (as in the
-    metrics). ``reasoning`` is the row's own (a reasoning dataset joined in), empty when it has none.
+    ``records`` are :func:`emoreason.evaluation.report.prediction_records` of ``rows``. ``reasoning`` is the
+    row's own (a reasoning dataset joined in), empty when it has none; ``generated`` is what a generative
+    method wrote for it (reasoning and label line), empty for a classifier.
     """
-    picked = range(0, len(rows), max(1, len(rows) // limit))[:limit]
+    picked = range(0, len(records), max(1, len(records) // limit))[:limit]
     data = []
     for i in picked:
-        predicted = torch.nonzero(scores[i] > threshold).flatten().tolist()
-        gold, guess = ", ".join(label_names(rows[i].labels)), ", ".join(label_names(predicted))
-        data.append([rows[i].id, rows[i].text, gold, guess, rows[i].reasoning or ""])
-    return ["id", "text", "gold", "predicted", "reasoning"], data
+        r = records[i]
+        gold, predicted = ", ".join(r["gold"]), ", ".join(r["predicted"])
+        data.append([r["id"], r["text"], gold, predicted, rows[i].reasoning or "", r.get("generated", "")])
+    return ["id", "text", "gold", "predicted", "reasoning", "generated"], data
 
 
-@rank_zero_only
 def log_result_tables(
-    loggers: list[Logger],
-    report: dict[str, Any],
-    test_rows: Sequence[KoteRow],
-    test_scores: torch.Tensor,
+    loggers: list[Logger], report: dict[str, Any], records: Sequence[dict[str, Any]], rows: Sequence[KoteRow],
     step: int,
-) -> None:
+) -> None:  # fmt: skip
     """W&B tables of per-label F1 and of sample test predictions (other loggers have no tables)."""
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             logger.log_table("test/per_label_f1", *per_label_table(report), step=step)
-            columns, data = sample_predictions_table(test_rows, test_scores, report["threshold"])
-            logger.log_table("test/sample_predictions", columns, data, step=step)
+            logger.log_table("test/sample_predictions", *sample_predictions_table(records, rows), step=step)
 
 
 @contextmanager

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import lightning as L
@@ -24,8 +24,9 @@ class TrainableMethod(Protocol):
     - ``eval_loss: bool`` (default True): False when evaluation batches cannot give a loss, as for generative
       methods, whose evaluation batches hold prompts only (the reasoning a target needs is not available at
       inference); ``val/loss`` is then not logged.
-    - ``detailed_scores(model, batch) -> (scores, diagnostics)``: scores plus per-row figures such as
-      ``unparseable_rate`` (0/1 per row), logged as ``val/<name>`` and averaged into metrics.json.
+    - ``detailed_scores(model, batch) -> MethodScores``: scores plus per-row figures such as
+      ``unparseable_rate`` (0/1 per row), logged as ``val/<name>`` and averaged into metrics.json, and the
+      text a generative method wrote for each row.
     """
 
     name: str
@@ -35,13 +36,23 @@ class TrainableMethod(Protocol):
     def scores(self, model: nn.Module, batch: Batch) -> torch.Tensor: ...
 
 
-def method_scores(
-    method: TrainableMethod, model: nn.Module, batch: Batch
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """``method``'s (batch, 44) label scores and its per-row diagnostics ({} for methods without any)."""
+@dataclass
+class MethodScores:
+    """What a method says about one batch: label scores, per-row diagnostics, and any text it wrote."""
+
+    scores: torch.Tensor
+    """(batch, 44) label scores in [0, 1]."""
+    diagnostics: dict[str, torch.Tensor] = field(default_factory=dict)
+    """Per-row figures (one value per row), e.g. ``unparseable_rate``; {} for methods without any."""
+    generated: list[str] | None = None
+    """The text decoded for each row (reasoning and label line) by a generative method; None otherwise."""
+
+
+def method_scores(method: TrainableMethod, model: nn.Module, batch: Batch) -> MethodScores:
+    """``method``'s scores for ``batch``, with diagnostics and generated text where it has them."""
     detailed = getattr(method, "detailed_scores", None)
     if detailed is None:
-        return method.scores(model, batch), {}
+        return MethodScores(method.scores(model, batch))
     return detailed(model, batch)
 
 
@@ -103,10 +114,10 @@ class EmotionModule(L.LightningModule):
         if getattr(self.method, "eval_loss", True):
             loss, _ = self.method.loss(self.model, batch)
             self.log("val/loss", loss, sync_dist=True, batch_size=batch_size)
-        scores, diagnostics = method_scores(self.method, self.model, batch)
-        self.val_metrics.update(scores, batch["targets"].int())
-        self.val_best_macro_f1.update(scores, batch["targets"])
-        for name, per_row in diagnostics.items():
+        scored = method_scores(self.method, self.model, batch)
+        self.val_metrics.update(scored.scores, batch["targets"].int())
+        self.val_best_macro_f1.update(scored.scores, batch["targets"])
+        for name, per_row in scored.diagnostics.items():
             self.log(f"val/{name}", per_row.float().mean(), sync_dist=True, batch_size=batch_size)
 
     def on_validation_epoch_end(self) -> None:
