@@ -115,7 +115,8 @@ def test_each_job_is_its_own_wandb_run_in_the_sweeps_group_with_tables(ablation)
         assert summary["test/per_label_f1/nrows"] == 44 and summary["test/sample_predictions/nrows"] == 64
         table_file = next(job.glob("wandb/offline-run-*/files/media/table/test/sample_predictions_*.json"))
         table = json.loads(table_file.read_text(encoding="utf-8"))
-        assert table["columns"] == ["id", "text", "gold", "predicted", "reasoning"]
+        assert table["columns"] == ["id", "text", "gold", "predicted", "reasoning", "generated"]
+        assert all(row[5] == "" for row in table["data"])  # classifiers write no text
         with_reasoning = [row for row in table["data"] if row[4]]
         assert len(with_reasoning) == (64 if data == "kote_reasoning" else 0)
         assert all(row[4].startswith(f"{row[0]}번") for row in with_reasoning)
