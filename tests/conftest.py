@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -46,8 +47,10 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def write_kote_tsv(path: Path, rows: list[tuple[str, str, str]]) -> Path:
+    """Rows as KOTE stores them: tab-separated CSV, a text holding ``"`` quoted with inner quotes doubled."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{i}\t{t}\t{labels}\n" for i, t, labels in rows), encoding="utf-8")
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, delimiter="\t", lineterminator="\n").writerows(rows)
     return path
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from emoreason.data.kote import parse_kote_line
+from emoreason.data.kote import read_kote_tsv
 from emoreason.labels import label_names
 from emoreason.training.loggers import fit
 
@@ -29,9 +29,7 @@ def reasoning(small_kote_dir, tmp_path_factory) -> dict[str, str]:
     """A reasoning dataset for every comment of the small KOTE copy (test rows too, to show in W&B)."""
     records = []
     for split in ("val", "test"):
-        lines = (small_kote_dir / f"{split}.tsv").read_text(encoding="utf-8").splitlines()
-        for lineno, line in enumerate(lines, start=1):
-            row = parse_kote_line(line, split, lineno)
+        for row in read_kote_tsv(small_kote_dir / f"{split}.tsv"):
             reason = f"{row.id}번 댓글의 말투에서 감정이 드러난다."
             records.append(
                 {"id": row.id, "text": row.text, "labels": label_names(row.labels), "reasoning": reason}

@@ -1,12 +1,14 @@
 """Read, validate and fetch KOTE's TSV files.
 
-Format (KOTE README): UTF-8, tab-separated, no header, no quoting: ``ID<TAB>text<TAB>label ids``. Texts hold
-quotes and runs of spaces, so rows are split on tabs by hand rather than through ``csv`` dialect guessing.
-Every defect is an error naming file and line: a silently dropped row would change the test set.
+Format (KOTE's files at the pinned commit): UTF-8, no header, ``ID<TAB>text<TAB>label ids`` as
+tab-separated CSV with standard quoting: a text holding ``"`` is stored wrapped in double quotes with inner
+quotes doubled. Reading with quoting off would leave that escaping in 134 comments of val/test. Every defect
+is an error naming file and line: a silently dropped row would change the test set.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 import tempfile
@@ -26,10 +28,13 @@ UPSTREAM_URL = f"https://raw.githubusercontent.com/{UPSTREAM_REPO}/{UPSTREAM_COM
 SPLIT_SHA256: dict[str, str | None] = {
     "val": "c7d686ee1d63be7f57ec939f372ebdc4ada8eac1c9eeeeac207774976ab69a6e",
     "test": "8d8e11c5adf374f552cfbe6f2d7b9967e7335cc86c205beeefb6fd8c6ed9deb0",
-    # Not pinned: no copy of train.tsv was reachable when this table was written. A download is still
-    # parsed in full and its row count checked; pin it with `data.source.sha256.train=<hex>` once known.
+    # No sha256 is published for train.tsv; its git blob id (below) pins it instead.
     "train": None,
 }
+# git's object ids at UPSTREAM_COMMIT (sha1 of ``blob <size>\0<content>``, as `git ls-tree` shows them): a
+# pin that needs no stored copy of the file. Checked when no sha256 is pinned for the split.
+SPLIT_GIT_BLOB: dict[str, str] = {"train": "6d61184517c834417796ca6a1bde99b52620a2c5"}
+HF_EXPORT_SUFFIXES = (".jsonl", ".json", ".parquet", ".arrow")
 SPLIT_ROWS = {"train": 40_000, "val": 5_000, "test": 5_000}
 
 
@@ -54,10 +59,9 @@ class KoteRow:
     reasoning: str | None = None
 
 
-def parse_kote_line(line: str, path: Path | str, lineno: int) -> KoteRow:
-    """Parse one TSV line; raise :class:`KoteFormatError` naming ``path:lineno`` on any defect."""
+def parse_kote_fields(fields: list[str], path: Path | str, lineno: int) -> KoteRow:
+    """Validate one row's already-unquoted fields; raise :class:`KoteFormatError` naming ``path:lineno``."""
     where = f"{path}:{lineno}"
-    fields = line.rstrip("\r\n").split("\t")
     if len(fields) != 3:
         raise KoteFormatError(
             f"{where}: expected 3 tab-separated fields (ID, text, label ids), found {len(fields)}"
@@ -77,6 +81,32 @@ def parse_kote_line(line: str, path: Path | str, lineno: int) -> KoteRow:
     if bad:
         raise KoteFormatError(f"{where}: unknown label id(s) {bad}; KOTE ids run 0..{NUM_LABELS - 1}")
     return KoteRow(id=row_id.strip(), text=text, labels=tuple(sorted(set(ids))))
+
+
+def iter_kote_records(handle: Iterable[str], path: Path | str) -> Iterator[tuple[int, KoteRow]]:
+    """``(line number, row)`` for each record of an open KOTE file (opened with ``newline=""``).
+
+    Records are tab-separated CSV with standard quoting (RFC 4180 rules, tab as delimiter): a field holding
+    ``"`` is wrapped in quotes with inner quotes doubled, as KOTE's own files store 68 val and 66 test texts.
+    ``strict`` makes a malformed quoted field an error instead of a silently merged text; the line number
+    is where the record starts, so a quoted field spanning lines is still found.
+    """
+    reader = csv.reader(handle, delimiter="\t", quotechar='"', doublequote=True, strict=True)
+    start = 1
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise KoteFormatError(
+                f"{path}:{reader.line_num}: malformed CSV quoting ({exc}); a text holding a double quote "
+                'must be wrapped in double quotes with inner quotes doubled ("")'
+            ) from None
+        if not fields or fields == [""]:
+            raise KoteFormatError(f"{path}:{start}: blank line")
+        yield start, parse_kote_fields(fields, path, start)
+        start = reader.line_num + 1
 
 
 def unique_by_id(
@@ -102,17 +132,32 @@ def unique_by_id(
 
 
 def read_kote_tsv(path: str | Path) -> list[KoteRow]:
-    """All rows of one KOTE file, validated; duplicate IDs are an error naming both lines."""
+    """All rows of one KOTE file, validated; duplicate IDs are an error naming both lines.
+
+    A UTF-8 byte-order mark is dropped (``utf-8-sig``): left in, it would become part of the first ID.
+    Raises :class:`KoteFormatError` for a file that is not UTF-8, naming the file and how to convert it.
+    """
     path = Path(path)
+    if path.suffix in HF_EXPORT_SUFFIXES:
+        raise KoteFormatError(hf_export_hint(path))
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            return unique_by_id(iter_kote_records(handle, path), path, KoteFormatError)
+    except UnicodeDecodeError as exc:
+        raise KoteFormatError(
+            f"{path}: not UTF-8 (byte {exc.start}: {exc.reason}); convert it first, e.g. "
+            f"`iconv -f cp949 -t utf-8 {path} > {path.stem}.utf8{path.suffix}`"
+        ) from None
 
-    def numbered_rows(handle: Iterable[str]) -> Iterator[tuple[int, KoteRow]]:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                raise KoteFormatError(f"{path}:{lineno}: blank line")
-            yield lineno, parse_kote_line(line, path, lineno)
 
-    with path.open(encoding="utf-8", newline="") as handle:
-        return unique_by_id(numbered_rows(handle), path, KoteFormatError)
+def hf_export_hint(path: Path) -> str:
+    """The error for a Hugging Face ``datasets`` export of KOTE, which this reader does not parse."""
+    return (
+        f"{path}: a Hugging Face datasets export (JSONL/Parquet with a list of label ids) is not read here; "
+        "convert it to KOTE's TSV (ID<TAB>text<TAB>comma-separated label ids), e.g. with "
+        "`datasets.load_dataset(...)[split].to_pandas()` and `to_csv(sep='\\t', header=False, index=False)` "
+        "after joining the labels with ','"
+    )
 
 
 def sha256_of(path: Path) -> str:
@@ -123,19 +168,37 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify_sha256(path: Path, expected: str | None) -> None:
-    """Raise :class:`KoteFormatError` when ``path`` does not hash to ``expected`` (None: nothing pinned)."""
-    if expected is None:
+def git_blob_sha1(path: Path) -> str:
+    """git's object id of the file's bytes: sha1 over ``b"blob <size>\\0"`` then the content."""
+    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode(), usedforsecurity=False)
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: Path, expected: str | None, git_blob: str | None = None) -> None:
+    """Raise :class:`KoteFormatError` when ``path`` does not hash to ``expected``.
+
+    With no sha256 pinned, ``git_blob`` (git's object id at the pinned commit) is checked instead; with
+    neither, nothing is checked.
+    """
+    if expected is not None:
+        kind, want, actual = "sha256", expected.lower(), sha256_of(path)
+    elif git_blob is not None:
+        kind, want, actual = "git blob id", git_blob.lower(), git_blob_sha1(path)
+    else:
         return
-    actual = sha256_of(path)
-    if actual != expected.lower():
+    if actual != want:
         raise KoteFormatError(
-            f"{path}: sha256 mismatch (expected {expected}, got {actual}); the file is corrupt or another"
+            f"{path}: {kind} mismatch (expected {want}, got {actual}); the file is corrupt or another"
             " KOTE revision: delete it to re-download, or set data.source.verify_checksums=false to use it"
         )
 
 
-def download_split(split: str, dest: Path, expected_sha256: str | None, timeout_s: float = 30.0) -> Path:
+def download_split(
+    split: str, dest: Path, expected_sha256: str | None, timeout_s: float = 30.0, git_blob: str | None = None
+) -> Path:
     """Fetch ``<split>.tsv`` from the pinned upstream commit into ``dest`` atomically, verifying it first.
 
     The bytes land in a temporary file beside ``dest`` and are renamed only after the checksum (or, for an
@@ -151,16 +214,19 @@ def download_split(split: str, dest: Path, expected_sha256: str | None, timeout_
                 out.write(block)
             out.flush()
             os.fsync(out.fileno())
-        verify_sha256(tmp, expected_sha256)
+        verify_sha256(tmp, expected_sha256, git_blob)
         rows = read_kote_tsv(tmp)
-        if expected_sha256 is None and len(rows) != SPLIT_ROWS.get(split, len(rows)):
+        if expected_sha256 is None and git_blob is None and len(rows) != SPLIT_ROWS.get(split, len(rows)):
             raise KoteFormatError(f"{url}: expected {SPLIT_ROWS[split]} rows, got {len(rows)}")
         os.replace(tmp, dest)
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        fallback = " or choose data.source.split_scheme=val_holdout to train from val.tsv alone" * (
+            split == "train"
+        )
         raise KoteDownloadError(
             f"KOTE {split}.tsv is not at {dest} and could not be downloaded from {url} ({exc}). "
-            f"Point the KOTE_DIR environment variable (or data.source.root) at a folder holding {split}.tsv, "
-            "or choose data.source.split_scheme=val_holdout to train from val.tsv alone."
+            f"Point the KOTE_DIR environment variable (or data.source.root) at a folder holding {split}.tsv"
+            f"{fallback}."
         ) from exc
     finally:
         tmp.unlink(missing_ok=True)
@@ -179,13 +245,17 @@ def locate_split(
     pins = {**SPLIT_SHA256, **(sha256 or {})}
     path = Path(root) / f"{split}.tsv"
     expected = pins.get(split) if verify_checksums else None
+    git_blob = SPLIT_GIT_BLOB.get(split) if verify_checksums else None
     if path.exists():
-        verify_sha256(path, expected)
+        verify_sha256(path, expected, git_blob)
         return path
+    exports = sorted(p for suffix in HF_EXPORT_SUFFIXES for p in Path(root).glob(f"{split}*{suffix}"))
+    if exports:
+        raise KoteFormatError(hf_export_hint(exports[0]))
     if not download:
         raise KoteDownloadError(
             f"KOTE {split}.tsv not found at {path} and data.source.download=false. Point KOTE_DIR (or "
             f"data.source.root) at a folder with {split}.tsv, or allow the download from "
             f"{UPSTREAM_URL.format(name=split + '.tsv')}."
         )
-    return download_split(split, path, expected)
+    return download_split(split, path, expected, git_blob=git_blob)
