@@ -15,10 +15,9 @@ from emoreason.data.kote import KoteRow, read_kote_tsv
 from emoreason.evaluation.report import (
     per_label_markdown,
     prediction_records,
-    write_json_atomic,
-    write_jsonl_atomic,
 )
 from emoreason.evaluation.scoring import predict_scores, threshold_and_reports
+from emoreason.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +107,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     write_json_atomic(output_dir / "metrics.json", report)
     records = prediction_records(test_rows, test[0], report["threshold"], test.generated)
     write_jsonl_atomic(output_dir / "test_predictions.jsonl", records)
-    (output_dir / "per_label_f1.md").write_text(per_label_markdown(report), encoding="utf-8")
+    write_text_atomic(output_dir / "per_label_f1.md", per_label_markdown(report))
     tuned = report["test"]["tuned"]
     log.info("test macro-F1 %.4f micro-F1 %.4f (threshold %.2f)", tuned["macro_f1"], tuned["micro_f1"],
              report["threshold"])  # fmt: skip

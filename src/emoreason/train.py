@@ -19,10 +19,9 @@ from emoreason.config import TrainConfig, redact, validate
 from emoreason.evaluation.report import (
     per_label_markdown,
     prediction_records,
-    write_json_atomic,
-    write_jsonl_atomic,
 )
 from emoreason.evaluation.scoring import predict_scores, threshold_and_reports
+from emoreason.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
 from emoreason.training.checkpoints import load_checkpoint
 from emoreason.training.loggers import build_loggers, finishing_wandb, log_final_metrics, log_result_tables
 from emoreason.training.module import metric_key
@@ -116,7 +115,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             records = prediction_records(parts.splits.test, test[0], report["threshold"], test.generated)
             write_jsonl_atomic(output_dir / "test_predictions.jsonl", records)
             log_result_tables(trainer.loggers, report, records, parts.splits.test, trainer.global_step)
-            (output_dir / "per_label_f1.md").write_text(per_label_markdown(report), encoding="utf-8")
+            write_text_atomic(output_dir / "per_label_f1.md", per_label_markdown(report))
             tuned = report["test"]["tuned"]
             log.info(
                 "test macro-F1 %.4f micro-F1 %.4f (threshold %.2f tuned on val)",

@@ -12,10 +12,10 @@ from emoreason.data.reasoning import (
     ReasoningFormatError,
     ReasoningRecord,
     Usage,
-    iter_jsonl,
     read_reasoning_jsonl,
     write_reasoning_jsonl,
 )
+from emoreason.io import iter_jsonl
 
 GOOD = {"id": "1", "text": "좋다", "labels": ["기쁨", "환영/호의"], "reasoning": "기뻐 보인다."}
 
@@ -77,11 +77,11 @@ def test_a_torn_last_line_is_tolerated_only_when_asked_and_only_at_the_end(tmp_p
     path.write_text(json.dumps(GOOD) + "\n" + '{"id": "2", "te', encoding="utf-8")
     with pytest.raises(ReasoningFormatError, match=":2: not valid JSON"):
         read_reasoning_jsonl(path)  # a dataset is written atomically: a torn line means damage
-    assert [n for n, _ in iter_jsonl(path, tolerate_torn_tail=True)] == [1]
+    assert [n for n, _ in iter_jsonl(path, error=ReasoningFormatError, tolerate_torn_tail=True)] == [1]
 
     path.write_text('{"id": "2", "te\n' + json.dumps(GOOD) + "\n", encoding="utf-8")
     with pytest.raises(ReasoningFormatError, match=":1: not valid JSON"):
-        list(iter_jsonl(path, tolerate_torn_tail=True))
+        list(iter_jsonl(path, error=ReasoningFormatError, tolerate_torn_tail=True))
 
 
 def test_writer_is_atomic_and_leaves_no_temporary_files(tmp_path: Path) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -18,6 +16,7 @@ from transformers import PreTrainedTokenizerBase
 from emoreason.data.batching import EncodedDataset, LengthGroupedBatchSampler, pad_collate
 from emoreason.data.kote import KoteRow
 from emoreason.data.sampling import KoteSplits
+from emoreason.io import atomic_write
 
 
 class EncodingMethod(Protocol):
@@ -71,11 +70,8 @@ def encode_cached(
             return EncodedDataset(torch.load(path, weights_only=False))
     columns = method.encode(rows, tokenizer, max_length, train=train)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-        os.close(fd)
-        torch.save(columns, tmp)
-        os.replace(tmp, path)
+        with atomic_write(path, binary=True, durable=False) as handle:  # a cache: rebuilt if lost
+            torch.save(columns, handle)
     return EncodedDataset(columns)
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
@@ -19,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emoreason.io import atomic_write, read_text_lines
 from emoreason.labels import NUM_LABELS
 
 UPSTREAM_REPO = "searle-j/KOTE"
@@ -140,14 +139,8 @@ def read_kote_tsv(path: str | Path) -> list[KoteRow]:
     path = Path(path)
     if path.suffix in HF_EXPORT_SUFFIXES:
         raise KoteFormatError(hf_export_hint(path))
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            return unique_by_id(iter_kote_records(handle, path), path, KoteFormatError)
-    except UnicodeDecodeError as exc:
-        raise KoteFormatError(
-            f"{path}: not UTF-8 (byte {exc.start}: {exc.reason}); convert it first, e.g. "
-            f"`iconv -f cp949 -t utf-8 {path} > {path.stem}.utf8{path.suffix}`"
-        ) from None
+    lines = read_text_lines(path, KoteFormatError)
+    return unique_by_id(iter_kote_records(lines, path), path, KoteFormatError)
 
 
 def hf_export_hint(path: Path) -> str:
@@ -206,19 +199,16 @@ def download_split(
     """
     url = UPSTREAM_URL.format(name=f"{split}.tsv")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{split}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as response:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                out.write(block)
+        with atomic_write(dest, binary=True) as out:
+            with urllib.request.urlopen(url, timeout=timeout_s) as response:
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    out.write(block)
             out.flush()
-            os.fsync(out.fileno())
-        verify_sha256(tmp, expected_sha256, git_blob)
-        rows = read_kote_tsv(tmp)
-        if expected_sha256 is None and git_blob is None and len(rows) != SPLIT_ROWS.get(split, len(rows)):
-            raise KoteFormatError(f"{url}: expected {SPLIT_ROWS[split]} rows, got {len(rows)}")
-        os.replace(tmp, dest)
+            verify_sha256(Path(out.name), expected_sha256, git_blob)
+            rows = read_kote_tsv(out.name)
+            if expected_sha256 is None and git_blob is None and len(rows) != SPLIT_ROWS.get(split, len(rows)):
+                raise KoteFormatError(f"{url}: expected {SPLIT_ROWS[split]} rows, got {len(rows)}")
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         fallback = " or choose data.source.split_scheme=val_holdout to train from val.tsv alone" * (
             split == "train"
@@ -228,8 +218,6 @@ def download_split(
             f"Point the KOTE_DIR environment variable (or data.source.root) at a folder holding {split}.tsv"
             f"{fallback}."
         ) from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     return dest
 
 

@@ -14,20 +14,19 @@ are ignored, so later writers can add fields without breaking readers.
 
 Datasets are written atomically and read strictly: any defect is an error naming file and line. Only the
 generation cache, which is appended to while calls return, may end in a torn line after a crash; it reads
-lines through :func:`iter_jsonl` with ``tolerate_torn_tail=True``.
+lines through :func:`emoreason.io.iter_jsonl` with ``tolerate_torn_tail=True``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from emoreason.data.kote import unique_by_id
+from emoreason.io import atomic_write, iter_jsonl
 from emoreason.labels import LABEL_TO_ID
 
 REQUIRED_KEYS = ("id", "text", "labels", "reasoning")
@@ -143,34 +142,11 @@ def _parse_usage(value: object, where: str) -> Usage | None:
     return Usage(**{k: value[k] for k in USAGE_KEYS})
 
 
-def iter_jsonl(path: str | Path, *, tolerate_torn_tail: bool = False) -> Iterator[tuple[int, object]]:
-    """``(line number, decoded object)`` for each line of a JSON Lines file.
-
-    Blank lines and undecodable JSON are errors naming ``path:line``. With ``tolerate_torn_tail``, an
-    undecodable *last* line that lacks its newline (what a crash mid-append leaves) is skipped instead: it
-    was never acknowledged as written.
-    """
-    path = Path(path)
-    with path.open(encoding="utf-8", newline="") as handle:
-        lines = handle.readlines()
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            raise ReasoningFormatError(f"{path}:{lineno}: blank line")
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if tolerate_torn_tail and lineno == len(lines) and not line.endswith("\n"):
-                return
-            raise ReasoningFormatError(
-                f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})"
-            ) from None
-        yield lineno, obj
-
-
 def read_reasoning_jsonl(path: str | Path) -> list[ReasoningRecord]:
     """All records of a reasoning dataset, in file order; a duplicate ``id`` is an error naming both lines."""
     numbered = (
-        (lineno, ReasoningRecord.from_json(obj, f"{path}:{lineno}")) for lineno, obj in iter_jsonl(path)
+        (lineno, ReasoningRecord.from_json(obj, f"{path}:{lineno}"))
+        for lineno, obj in iter_jsonl(path, error=ReasoningFormatError)
     )
     return unique_by_id(numbered, path, ReasoningFormatError, noun="id")
 
@@ -185,28 +161,7 @@ def write_reasoning_jsonl(path: str | Path, records: Iterable[ReasoningRecord]) 
     ids = [r.id for r in rows]
     if len(set(ids)) != len(ids):
         raise ValueError(f"duplicate ids in records for {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            for record in rows:
-                handle.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
-    fsync_dir(path.parent)
+    with atomic_write(path) as handle:
+        for record in rows:
+            handle.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
     return path
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a rename or a new file in ``directory`` durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

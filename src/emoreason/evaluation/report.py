@@ -3,33 +3,13 @@ the per-row predictions file."""
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from emoreason.data.kote import KoteRow
 from emoreason.labels import LABELS, label_names
-
-
-def _write_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` as UTF-8 beside ``path`` and rename it: readers never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-    return path
-
-
-def write_json_atomic(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` as pretty UTF-8 JSON; readers never see a half-written file."""
-    return _write_atomic(path, json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
 
 
 def prediction_records(
@@ -55,11 +35,6 @@ def prediction_records(
         record["scores"] = {label: round(score, 4) for label, score in zip(LABELS, row_scores, strict=True)}
         records.append(record)
     return records
-
-
-def write_jsonl_atomic(path: str | Path, records: Sequence[dict[str, Any]]) -> Path:
-    """One JSON object per line (UTF-8, Korean kept readable); readers never see a half-written file."""
-    return _write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 def per_label_markdown(report: dict[str, Any], split: str = "test") -> str:

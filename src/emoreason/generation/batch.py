@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,7 +25,6 @@ from openai.types import Batch
 from openai.types.chat import ChatCompletion
 
 from emoreason.data.kote import KoteRow
-from emoreason.data.reasoning import fsync_dir
 from emoreason.generation.client import ITEM_LEVEL_400_CODES, ChatClient
 from emoreason.generation.config import Mode
 from emoreason.generation.cost import Pricing, affordable, worst_case_usd
@@ -35,6 +32,7 @@ from emoreason.generation.errors import CacheError, ConfigError, FatalAPIError
 from emoreason.generation.items import ChatResult, WorkItem, entry_from_result, rejected_entry
 from emoreason.generation.report import ProgressBar
 from emoreason.generation.store import CacheEntry, GenerationCache
+from emoreason.io import atomic_write, fsync_dir
 from emoreason.labels import LABEL_TO_ID
 
 log = logging.getLogger(__name__)
@@ -81,13 +79,8 @@ def load_state(path: Path) -> BatchState | None:
 
 def save_state(path: Path, state: BatchState) -> None:
     """Write the state atomically and durably: it is the only link to a batch that may be paid for."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    with atomic_write(path) as handle:
         json.dump(asdict(state), handle, ensure_ascii=False)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def request_line(item: WorkItem, model: str, temperature: float, max_tokens: int) -> bytes:

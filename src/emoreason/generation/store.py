@@ -24,9 +24,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from emoreason.data.reasoning import ReasoningFormatError, ReasoningRecord, fsync_dir, iter_jsonl
+from emoreason.data.reasoning import ReasoningFormatError, ReasoningRecord
 from emoreason.generation.errors import CacheError
 from emoreason.generation.prompt import PromptTemplate
+from emoreason.io import fsync_dir, iter_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def read_entries(path: str | Path) -> dict[str, CacheEntry]:
     """The latest entry per key of a cache file, read-only (a torn last line is skipped, not repaired)."""
     entries: dict[str, CacheEntry] = {}
     try:
-        for lineno, obj in iter_jsonl(path, tolerate_torn_tail=True):
+        for lineno, obj in iter_jsonl(path, error=ReasoningFormatError, tolerate_torn_tail=True):
             entry = CacheEntry.from_json(obj, f"{path}:{lineno}")
             entries[entry.key] = entry
     except ReasoningFormatError as exc:

@@ -7,14 +7,14 @@ cache dir keyed by a hash of the texts and settings, so every run after the firs
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
+
+from emoreason.io import write_text_atomic
 
 TokenizerKind = Literal["wordpiece", "bpe"]
 
@@ -82,9 +82,5 @@ def train_tokenizer(
             return wrap_tokenizer(cached.read_text(encoding="utf-8"), kind)
     serialised = _train(texts, kind, vocab_size).to_str()
     if cached is not None:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".part")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(serialised)
-        os.replace(tmp, cached)
+        write_text_atomic(cached, serialised, durable=False)  # a cache: rebuilt if a crash loses it
     return wrap_tokenizer(serialised, kind)

@@ -26,7 +26,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from emoreason.config import TrainConfig, redact, validate
-from emoreason.evaluation.report import write_json_atomic
+from emoreason.io import write_json_atomic
 from emoreason.sweeps.files import CONFIG_FILE, FAILURE_FILE, METRICS_FILE
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from emoreason.evaluation.report import write_json_atomic
+from emoreason.io import write_json_atomic
 from emoreason.sweeps.aggregate import CHOICE_KEYS, METRICS, PRIMARY_METRIC, Cell, group_cells, varying_keys
 from emoreason.sweeps.chart import plot_fig3
 from emoreason.sweeps.collect import JobResult, collect_jobs
