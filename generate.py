@@ -1,22 +1,25 @@
 """Step 1 of the paper: reasoning for labelled KOTE comments (docs/generation.md; ``--help`` for the config).
 
-Exit status: 0 when the dataset is complete, 1 when items are still missing (rerun to continue), 2 on an
-error (bad config, fatal API error, corrupt cache), printed without a traceback.
+Exit status: 0 when the dataset is complete (a dry run: when every call it plans fits under max_cost_usd),
+1 when items are still missing and rerunning continues (the line printed says which key or command), 2 on
+an error (bad config or override, fatal API error, corrupt cache, a bug), always as one line, never a
+traceback.
 """
 
 import logging
 import sys
 
-import hydra
 from omegaconf import DictConfig
 
+from emoreason.cli import hydra_main
 from emoreason.generation.errors import GenerationError
+from emoreason.generation.faults import Redactor
 from emoreason.generation.run import generate
 
 log = logging.getLogger("generate")
 
 
-@hydra.main(config_path="conf", config_name="generate", version_base="1.3")
+@hydra_main(config_name="generate")
 def main(cfg: DictConfig) -> None:
     # One INFO line per HTTP request would bury the progress bar and the log.
     for name in ("httpx", "httpx2", "openai"):
@@ -25,8 +28,16 @@ def main(cfg: DictConfig) -> None:
         summary = generate(cfg)
     except GenerationError as exc:
         log.error("%s", exc)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        log.error("interrupted: every finished call is kept; rerun the same command to continue")
+        sys.exit(1)
+    except Exception as exc:  # a bug: still one line, and still no key in it
+        log.debug("traceback", exc_info=True)
+        log.error("internal error, please report it: %s", Redactor()(f"{type(exc).__name__}: {exc}"))
         sys.exit(2)
     if not summary["complete"]:
+        log.warning("incomplete: %s", summary["next_step"])
         sys.exit(1)
 
 

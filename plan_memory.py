@@ -1,35 +1,66 @@
-"""Print the memory plan (emoreason.training.memory) for the configured model, method, strategy and devices.
+"""Print the memory plan (emoreason.training.memory) of what ``train.py`` would run with the same overrides.
 
 Why a separate command: deciding between LoRA, ZeRO stages, offload and node counts should take a second,
-not a failed multi-GPU job. Configuration: conf/plan_memory.yaml.
+not a failed multi-GPU job. It composes train.py's own config (conf/plan_memory.yaml includes
+conf/train.yaml), so ``python plan_memory.py model=polyglot5.8b`` plans LoRA r=16 under ``strategy=auto``
+exactly as ``python train.py model=polyglot5.8b`` trains it, and an override train.py would reject is
+rejected here too. Nothing is built but the network's shape, on the meta device: no data, no download.
 """
 
-import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from emoreason.training.memory import GIB, plan, visible_gpu_memory
+from emoreason.cli import hydra_main
+from emoreason.config import ConfigError, register_resolvers
+from emoreason.training.callbacks import PLANNED_PRECISION
+from emoreason.training.memory import GIB, MemoryPlan, backbone_shape, plan, visible_gpu_memory
 from emoreason.training.strategies import zero_setup
 
+register_resolvers()
 
-@hydra.main(config_path="conf", config_name="plan_memory", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    p = cfg.plan
-    gpus = visible_gpu_memory() if p.gpu_memory_gib is None else (p.devices, int(p.gpu_memory_gib * GIB))
-    result = plan(
-        p.model,
-        p.method,
-        zero_setup(cfg.strategy),
-        p.devices,
-        p.num_nodes,
-        micro_batch_size=p.micro_batch_size,
-        seq_len=p.seq_len,
-        gradient_checkpointing=p.gradient_checkpointing,
-        lora_r=p.lora_r,
-        lora_dropout=p.lora_dropout,
-        precision=p.precision,
+GENERATIVE_PACKAGE = "emoreason.models.generative."
+"""Methods under this package train a causal LM (vocabulary logits); ``ClassifierMethod`` does not."""
+
+
+def plan_of(cfg: DictConfig) -> MemoryPlan:
+    """The plan for a composed train config: model, method, LoRA, strategy, trainer and batch of the run."""
+    precision = PLANNED_PRECISION.get(str(cfg.trainer.precision))
+    zero = zero_setup(cfg.strategy)
+    if precision is None or (zero.stage and precision != "bf16-mixed"):
+        raise ConfigError(
+            f"trainer.precision={cfg.trainer.precision} is not planned with this strategy: plan a GPU run "
+            "with trainer=gpu (bf16-mixed)"
+        )
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    assert isinstance(model, dict)
+    try:
+        shape = backbone_shape(model, generative=str(cfg.method._target_).startswith(GENERATIVE_PACKAGE))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    lora = cfg.lora
+    devices = cfg.trainer.devices
+    if not isinstance(devices, int):
+        raise ConfigError(f"trainer.devices={devices}: give a number of GPUs per node to plan for")
+    gpus = visible_gpu_memory() if cfg.gpu_memory_gib is None else (devices, int(cfg.gpu_memory_gib * GIB))
+    return plan(
+        shape,
+        "lora" if lora is not None else "full",
+        zero,
+        devices,
+        cfg.trainer.get("num_nodes", 1),
+        micro_batch_size=cfg.data.loader.batch_size,
+        seq_len=cfg.data.loader.max_length,
+        gradient_checkpointing=bool(model.get("gradient_checkpointing", False)),
+        lora_r=lora.r if lora is not None else 0,
+        lora_dropout=lora.dropout if lora is not None else 0.0,
+        lora_targets=tuple(lora.target_modules) if lora is not None else (),
+        precision=precision,
         visible_gpus=gpus,
     )
-    print(result.render())
+
+
+@hydra_main(config_name="plan_memory")
+def main(cfg: DictConfig) -> None:
+    print(plan_of(cfg).render())
 
 
 if __name__ == "__main__":

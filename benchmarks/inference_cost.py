@@ -11,7 +11,7 @@ i.e. what a model that has learnt the format writes. Seconds are greedy decoding
 (EOS suppressed until then) with the KV cache, rows sorted by length into batches, so a batch runs as long
 as its longest row, as in evaluation; timed on the first ``--timed-rows`` comments, scaled to 1,000.
 ``classifier`` (decoder head, one forward pass) and ``label_only`` with ``inference=score`` (the greedy
-pass plus 45 teacher-forced label lines per comment) are reference rows.
+pass plus 45 teacher-forced label lines per comment over one cached run of the prompt) are reference rows.
 
     python benchmarks/inference_cost.py --out /tmp/inference_cost.json      # ~6 min on 2 shared cores
     python benchmarks/inference_cost.py --rows 64 --timed-rows 32 --runs 1  # smoke test

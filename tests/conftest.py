@@ -21,18 +21,37 @@ register_resolvers()
 
 
 def shared_kote_dir() -> Path:
-    """KOTE_DIR, else ../shared/data/kote. Tests that need it fail loudly when it is missing."""
-    path = Path(os.environ.get("KOTE_DIR", SHARED / "kote"))
-    if not (path / "val.tsv").exists():
-        pytest.fail(f"KOTE data not found at {path}: set KOTE_DIR to a folder with val.tsv and test.tsv")
-    return path
+    """KOTE_DIR, else ../shared/data/kote (checked once at session start, :func:`pytest_configure`)."""
+    return Path(os.environ.get("KOTE_DIR", SHARED / "kote"))
 
 
 def shared_reasoning_path() -> Path:
-    path = Path(os.environ.get("KOTE_REASONING_PATH", SHARED / "kote_reasoning" / "reasoning.jsonl"))
-    if not path.exists():
-        pytest.fail(f"reasoning sample not found at {path}: set KOTE_REASONING_PATH")
-    return path
+    """KOTE_REASONING_PATH, else kote_reasoning/reasoning.jsonl beside the KOTE folder (as conf/paths)."""
+    default = shared_kote_dir() / ".." / "kote_reasoning" / "reasoning.jsonl"
+    return Path(os.environ.get("KOTE_REASONING_PATH", default))
+
+
+def missing_data() -> str | None:
+    """What test data is missing, and which variable to set; None when both are there."""
+    kote, reasoning = shared_kote_dir(), shared_reasoning_path()
+    if not all((kote / f"{split}.tsv").is_file() for split in ("val", "test")):
+        return f"KOTE data not found at {kote}: set KOTE_DIR to a folder with KOTE's val.tsv and test.tsv"
+    if not reasoning.is_file():
+        return (
+            f"reasoning sample not found at {reasoning}: set KOTE_REASONING_PATH (default: "
+            "kote_reasoning/reasoning.jsonl beside KOTE_DIR)"
+        )
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Stop the session in its first second, once, when the data the suite reads is missing.
+
+    Without this, each of the tests that read KOTE failed on its own, after the whole run.
+    """
+    problem = missing_data()
+    if problem:
+        pytest.exit(f"test data missing: {problem}", returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,9 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from emoreason.evaluation.metrics import score_metrics, tune_threshold
 from emoreason.labels import multi_hot
 from emoreason.train import train
+from emoreason.training.metrics import score_metrics, tune_threshold
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 

@@ -3,8 +3,8 @@ import pytest
 import torch
 from sklearn.metrics import f1_score
 
-from emoreason.evaluation.metrics import THRESHOLD_GRID, macro_f1_by_threshold, score_metrics, tune_threshold
 from emoreason.labels import LABELS
+from emoreason.training.metrics import THRESHOLD_GRID, macro_f1_by_threshold, score_metrics, tune_threshold
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_tuned_threshold_is_the_best_on_the_grid(random_predictions):
 
 
 def test_best_macro_f1_metric_equals_the_tuned_threshold_figure(random_predictions):
-    from emoreason.evaluation.metrics import BestMacroF1
+    from emoreason.training.metrics import BestMacroF1
 
     scores, targets = random_predictions
     metric = BestMacroF1()

@@ -9,12 +9,13 @@ import pytest
 import torch
 from conftest import CONF_DIR, SMALL_RUN
 from hydra import compose, initialize_config_dir
-from sweeps.sweep_support import wandb_records
+from sweeps.sweep_support import wandb_exit_code, wandb_records
 
+from emoreason.data.kote import KoteRow, read_kote_tsv
 from emoreason.evaluate import evaluate
 from emoreason.labels import LABELS
 from emoreason.models.backbones import BackboneUnavailableError, PretrainedBackbone
-from emoreason.train import train
+from emoreason.train import limited_rows, train
 
 pytestmark = pytest.mark.shared_data
 
@@ -46,12 +47,15 @@ def test_fast_dev_run_writes_a_complete_metrics_json(small_run, tmp_path, caplog
     assert saved["split_scheme"] == "val_holdout"
     assert saved["data_sizes"] == {"train": 64, "val": 200, "test": 600}
     assert saved["model"] == "tiny-electra" and saved["seed"] == 0
-    assert set(saved["test"]["tuned"]) == {"macro_f1", "micro_f1", "weighted_f1", "per_label_f1"}
+    figures = {"macro_f1", "macro_f1_supported", "micro_f1", "weighted_f1", "per_label_f1"}
+    assert set(saved["test"]["tuned"]) == figures
     assert len(saved["test"]["tuned"]["per_label_f1"]) == 44 and 0 < saved["threshold"] < 1
     assert saved["wall_time_s"] > 0 and (tmp_path / "run" / "config.yaml").exists()
     lines = (tmp_path / "run" / "test_predictions.jsonl").read_text(encoding="utf-8").splitlines()
     records = [json.loads(line) for line in lines]
-    assert len(records) == 600 and not any("generated" in r for r in records)  # a classifier writes none
+    assert len(records) == 128 and not any("generated" in r for r in records)  # a classifier writes none
+    assert saved["test"]["rows"] == saved["val"]["rows"] == 128  # fast_dev_run: one batch scored, too
+    assert saved["tested_weights"]["weights"] == "end of training"  # fast_dev_run saves no checkpoint
     gold = torch.tensor([[label in r["gold"] for label in LABELS] for r in records])
     predicted = torch.tensor([[label in r["predicted"] for label in LABELS] for r in records])
     true_positives = (gold & predicted).sum().item()
@@ -87,10 +91,29 @@ def test_train_then_evaluate_gives_identical_metrics(trained, tmp_path, small_ko
 def test_resume_from_last_ckpt_continues_step_count(trained, small_run):
     out, report = trained
     last = out / "checkpoints" / "last.ckpt"
-    steps = torch.load(last, weights_only=False)["global_step"]
+    steps = torch.load(last, weights_only=True)["global_step"]
     assert steps == report["global_step"] > 0
     resumed = train(small_run(f"ckpt_path={last}", "trainer.max_epochs=3", "data.source.max_train_rows=256"))
     assert resumed["global_step"] == steps + steps // 2  # exactly one more epoch of the same batches
+
+
+@pytest.mark.slow
+def test_final_scoring_honours_the_val_and_test_batch_limits(small_run, small_kote_dir, tmp_path, caplog):
+    limits = ("+trainer.limit_val_batches=1", "+trainer.limit_test_batches=2")
+    with caplog.at_level(logging.INFO, logger="emoreason"):
+        report = train(small_run("trainer.max_epochs=1", "data.source.max_train_rows=64", *limits))
+    assert report["val"]["rows"] == 128 and report["test"]["rows"] == 256  # eval batches of 128 rows
+    lines = (tmp_path / "run" / "test_predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    first_rows = read_kote_tsv(small_kote_dir / "test.tsv")[:256]
+    assert [json.loads(line)["id"] for line in lines] == [row.id for row in first_rows]
+    assert "final scoring reads 256 of 600 test rows (trainer.limit_test_batches=2)" in caplog.text
+
+
+@pytest.mark.parametrize(("limit", "kept"), [(2, 256), (0.5, 256), (0.1, 0), (1.0, 600), (10, 600), (0, 0)])
+def test_batch_limits_mean_what_they_mean_to_lightning(limit, kept):
+    """An int is a number of batches, a float a fraction of them (600 rows: 5 batches of 128)."""
+    rows = [KoteRow(str(i), "댓글", (0,)) for i in range(600)]
+    assert limited_rows(rows, limit, 128, "test") == rows[:kept]
 
 
 def test_tagging_text_and_file(trained, tmp_path, small_kote_dir, cache_dir):
@@ -122,6 +145,7 @@ def test_wandb_offline_run_files_hold_the_logged_metrics(small_run, tmp_path, mo
     assert logged["test/macro_f1"] == pytest.approx(report["test"]["tuned"]["macro_f1"])
     assert logged["test/micro_f1@0.5"] == pytest.approx(report["test"]["at_0.5"]["micro_f1"])
     assert "val/loss" in logged and "test/f1/기쁨" in logged
+    assert wandb_exit_code(tmp_path / "run") == 0  # finished; a crash ends with 1 (tests/sweeps/test_jobs.py)
     for path in (tmp_path / "run").rglob("*"):
         if path.is_file():
             assert b"fake-key-must-not-leak" not in path.read_bytes(), path
@@ -150,6 +174,7 @@ def test_under_deepspeed_the_best_weights_go_into_a_fresh_whole_module(trained):
     from emoreason.train import _best_weights
 
     _, report = trained
+    assert report["tested_weights"]["weights"] == "best"
     parts = load_checkpoint_parts(report["best_checkpoint"])
     expected = {k: v.clone() for k, v in parts.module.state_dict().items()}
     for param in parts.module.parameters():
@@ -158,10 +183,10 @@ def test_under_deepspeed_the_best_weights_go_into_a_fresh_whole_module(trained):
     callback.best_model_path = report["best_checkpoint"]
     strategy = DeepSpeedStrategy(stage=3, parallel_devices=[torch.device("cpu")])
     rank0 = SimpleNamespace(callbacks=[callback], strategy=strategy, is_global_zero=True)
-    restored, best = _best_weights(rank0, parts)
-    assert best == report["best_checkpoint"] and restored.module is not parts.module
+    restored, tested = _best_weights(rank0, parts)
+    assert tested["checkpoint"] == report["best_checkpoint"] and restored.module is not parts.module
     state = restored.module.state_dict()
     assert state.keys() == expected.keys()
     assert all(torch.equal(state[k], expected[k]) for k in expected)
     other_rank = SimpleNamespace(callbacks=[callback], strategy=strategy, is_global_zero=False)
-    assert _best_weights(other_rank, parts) == (parts, best)  # only rank 0 tests: nothing built or read
+    assert _best_weights(other_rank, parts) == (parts, tested)  # only rank 0 tests: nothing built or read

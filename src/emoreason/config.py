@@ -18,12 +18,33 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from emoreason.data.datamodule import LoaderConfig
-from emoreason.training.module import OptimConfig
-
 
 class ConfigError(ValueError):
     """A configuration that cannot run; the message names the key and what to do."""
+
+
+@dataclass
+class LoaderConfig:
+    """How batches are made (``data.loader`` in the config)."""
+
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    max_length: int = 128
+    length_grouping: bool = True
+    pool_factor: int = 50
+    pad_to_multiple_of: int = 4
+    num_workers: int = 0
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warmup then linear decay to zero (``optim`` in the config)."""
+
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
 
 
 @dataclass
@@ -47,6 +68,8 @@ class TrainConfig:
     seed: int = 0
     ckpt_path: str | None = None
     """Resume training from this checkpoint (step count, optimizer and scheduler state)."""
+    trust_checkpoint: bool = False
+    """Unpickle ``ckpt_path`` in full if it is more than tensors and plain data (runs any code it holds)."""
     train: bool = True
     test: bool = True
     tags: list[str] = field(default_factory=list)
@@ -70,6 +93,8 @@ class TrainConfig:
 class EvaluateConfig:
     task_name: str = "evaluate"
     ckpt_path: str | None = None
+    trust_checkpoint: bool = False
+    """Unpickle ``ckpt_path`` in full if it is more than tensors and plain data (runs any code it holds)."""
     data_file: str | None = None
     """A KOTE-format TSV to score instead of the run's own test split."""
     text: str | None = None

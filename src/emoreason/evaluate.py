@@ -1,40 +1,81 @@
-"""``evaluate(cfg)``: re-score a checkpoint on test (or any KOTE-format file), or tag new comments."""
+"""``evaluate(cfg)``: re-score a checkpoint on test (or any KOTE-format file), or tag new comments.
+
+A checkpoint plus the input it scores is enough: the run's KOTE rows are read only when they are used
+(validation rows to re-tune the threshold when ``threshold`` is null, test rows when neither ``data_file``
+nor comments are given), and the reasoning dataset never is (no method reads reasoning at inference).
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
-from emoreason.components import RunParts, load_checkpoint_parts
+from emoreason.components import RunParts, evaluation_splits, load_checkpoint_parts
 from emoreason.config import ConfigError, EvaluateConfig, validate
-from emoreason.data.kote import KoteRow, read_kote_tsv
-from emoreason.evaluation.report import (
-    per_label_markdown,
-    prediction_records,
-)
-from emoreason.evaluation.scoring import predict_scores, threshold_and_reports
-from emoreason.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
+from emoreason.data.kote import KoteDownloadError, KoteRow, read_kote_tsv
+from emoreason.data.sampling import KoteSplits
+from emoreason.evaluation.records import RunMetrics, prediction_records, write_metrics
+from emoreason.evaluation.report import write_test_outputs
+from emoreason.evaluation.scoring import ScoredSplit, predict_scores, threshold_and_reports
+from emoreason.io import read_text_lines, write_jsonl_atomic
 
 log = logging.getLogger(__name__)
 
+TUNING = (
+    "threshold=null re-tunes the threshold on the run's validation rows (give threshold=<value>, e.g. the "
+    "run's metrics.json threshold, to skip that)"
+)
+TESTING = "scoring the run's test split (give data_file=<KOTE TSV> to score another file)"
 
-def _scores_of(parts: RunParts, rows: list[KoteRow], batch_size: int) -> Any:
+
+def _scores_of(parts: RunParts, rows: list[KoteRow], batch_size: int) -> ScoredSplit:
     dm = parts.datamodule
     dm.loader.eval_batch_size = batch_size
-    return predict_scores(parts.module, dm.dataloader(dm.encode_rows(rows), train=False))
+    return predict_scores(parts.module, dm.dataloader(dm.encode_rows(rows), train=False), "scoring")
 
 
 def _read_comments(path: Path) -> list[KoteRow]:
-    """One comment per non-empty line; the line number is the row ID."""
-    lines = path.read_text(encoding="utf-8").splitlines()
+    """One comment per non-empty line; the line number is the row ID.
+
+    Read by :func:`emoreason.io.read_text_lines`: a byte-order mark is dropped (left in, it becomes part of
+    the first comment and changes its scores), and a file that is not UTF-8 is a :class:`ConfigError`
+    naming it and how to convert it.
+    """
+    if not path.is_file():
+        raise ConfigError(f"input_file {path} does not exist (one comment per line expected)")
+    lines = [line.rstrip("\r\n") for line in read_text_lines(path, ConfigError)]
     rows = [KoteRow(id=str(n), text=line, labels=()) for n, line in enumerate(lines, 1) if line.strip()]
     if not rows:
         raise ConfigError(f"input_file {path} holds no comment (one comment per line expected)")
     return rows
+
+
+def _comments(cfg: DictConfig) -> list[KoteRow] | None:
+    """The comments to tag (``text=`` or ``input_file=``), or None to score labelled rows."""
+    if cfg.text is not None and cfg.input_file is not None:
+        raise ConfigError("give text= (one comment) or input_file= (one comment per line), not both")
+    if cfg.input_file is not None:
+        return _read_comments(Path(cfg.input_file))
+    if cfg.text is None:
+        return None
+    text = cfg.text.removeprefix("\ufeff")
+    if not text.strip():
+        raise ConfigError(
+            'text is empty: give the comment after text= (quoted for the shell: text="아 진짜 어이가 없네"), '
+            "or tag a file of comments with input_file="
+        )
+    return [KoteRow(id="text", text=text, labels=())]
+
+
+def _run_splits(parts: RunParts, why: str) -> KoteSplits:
+    """The run's KOTE rows, or a :class:`ConfigError` saying what needed them and how to do without."""
+    try:
+        return evaluation_splits(parts.cfg)
+    except KoteDownloadError as exc:
+        raise ConfigError(f"{why}, which reads the run's KOTE files: {exc}") from None
 
 
 def tag_rows(
@@ -43,23 +84,28 @@ def tag_rows(
     """Labels above ``threshold``, the ``top_k`` best label scores and, for a generative method, its text."""
     split = _scores_of(parts, rows, batch_size)
     tagged = []
-    for record in prediction_records(rows, split[0], threshold, split.generated):
-        ranked = sorted(record["scores"].items(), key=lambda pair: -pair[1])
+    for record in prediction_records(rows, split.scores, threshold, split.generated):
+        ranked = sorted(record.scores.items(), key=lambda pair: -pair[1])
         tagged.append(
             {
-                "id": record["id"],
-                "text": record["text"],
-                "labels": record["predicted"],
-                **({"generated": record["generated"]} if "generated" in record else {}),
+                "id": record.id,
+                "text": record.text,
+                "labels": record.predicted,
+                **({"generated": record.generated} if record.generated is not None else {}),
                 "top": [{"label": name, "score": score} for name, score in ranked[:top_k]],
-                "scores": record["scores"],
+                "scores": record.scores,
             }
         )
     return tagged
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Score or tag as configured; returns the metrics payload (or the tagged rows under ``tagged``)."""
+    """Score or tag as configured; returns the metrics payload (or the tagged rows under ``tagged``).
+
+    Inputs are read before the checkpoint is loaded, so a bad file fails at once. Raises
+    :class:`ConfigError` for a missing checkpoint or input, an empty ``text``, a file that is not UTF-8, or
+    KOTE files missing where validation or test rows are needed (the message says which option avoids it).
+    """
     cfg = validate(cfg, EvaluateConfig)
     if not cfg.ckpt_path:
         raise ConfigError(
@@ -67,48 +113,43 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         )
     if not Path(cfg.ckpt_path).exists():
         raise ConfigError(f"ckpt_path {cfg.ckpt_path} does not exist")
+    comments = _comments(cfg)
+    data_rows = read_kote_tsv(cfg.data_file) if comments is None and cfg.data_file else None
+    paths = {key: cfg.paths[key] for key in ("kote_dir", "cache_dir", "reasoning_path")}
     parts = load_checkpoint_parts(
-        cfg.ckpt_path, {"paths.kote_dir": cfg.paths.kote_dir, "paths.cache_dir": cfg.paths.cache_dir,
-                        "paths.reasoning_path": cfg.paths.reasoning_path},
-    )  # fmt: skip
+        cfg.ckpt_path, {f"paths.{key}": value for key, value in paths.items()}, trust=cfg.trust_checkpoint
+    )
     output_dir = Path(cfg.paths.output_dir)
     threshold = cfg.threshold
-    val = _scores_of(parts, parts.splits.val, cfg.eval_batch_size) if threshold is None else None
-    if cfg.text is not None or cfg.input_file is not None:
+    splits = parts.splits
+    if threshold is None:
+        splits = _run_splits(parts, TUNING)
+    elif comments is None and data_rows is None:
+        splits = _run_splits(parts, TESTING)
+    val = _scores_of(parts, splits.val, cfg.eval_batch_size) if threshold is None else None
+    if comments is not None:
         if threshold is None:
-            threshold = threshold_and_reports(val, None)["threshold"]
-        rows = (
-            [KoteRow(id="text", text=cfg.text, labels=())]
-            if cfg.text
-            else _read_comments(Path(cfg.input_file))
+            threshold = threshold_and_reports(val, None).threshold
+        tagged = tag_rows(parts, comments, threshold, cfg.top_k, cfg.eval_batch_size)
+        destination = write_jsonl_atomic(
+            Path(cfg.output_file) if cfg.output_file else output_dir / "tags.jsonl", tagged
         )
-        tagged = tag_rows(parts, rows, threshold, cfg.top_k, cfg.eval_batch_size)
-        destination = Path(cfg.output_file) if cfg.output_file else output_dir / "tags.jsonl"
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        with destination.open("w", encoding="utf-8") as handle:
-            for item in tagged:
-                handle.write(json.dumps(item, ensure_ascii=False) + "\n")
         for item in tagged[:5]:
             top = ", ".join(f"{t['label']} {t['score']:.2f}" for t in item["top"])
             print(f"{item['text'][:60]!r}: {item['labels'] or '(none above threshold)'} | top: {top}")
         return {"threshold": threshold, "tagged": tagged, "output_file": str(destination)}
 
-    test_rows = read_kote_tsv(cfg.data_file) if cfg.data_file else parts.splits.test
+    test_rows = data_rows if data_rows is not None else splits.test
     test = _scores_of(parts, test_rows, cfg.eval_batch_size)
-    report: dict[str, Any] = {
-        "checkpoint": str(cfg.ckpt_path),
-        "model": parts.backbone.name,
-        "method": parts.method.name,
-        "seed": parts.cfg.seed,
-        "split_scheme": parts.splits.scheme,
-        "test_source": cfg.data_file or parts.splits.sources.get("test"),
-        **threshold_and_reports(val, test, threshold),
-    }
-    write_json_atomic(output_dir / "metrics.json", report)
-    records = prediction_records(test_rows, test[0], report["threshold"], test.generated)
-    write_jsonl_atomic(output_dir / "test_predictions.jsonl", records)
-    write_text_atomic(output_dir / "per_label_f1.md", per_label_markdown(report))
-    tuned = report["test"]["tuned"]
-    log.info("test macro-F1 %.4f micro-F1 %.4f (threshold %.2f)", tuned["macro_f1"], tuned["micro_f1"],
-             report["threshold"])  # fmt: skip
-    return report
+    metrics = RunMetrics(
+        model=parts.backbone.name,
+        method=parts.method.name,
+        seed=parts.cfg.seed,
+        split_scheme=splits.scheme,
+        results=threshold_and_reports(val, test, threshold),
+        run={"checkpoint": str(cfg.ckpt_path), "test_source": cfg.data_file or splits.sources.get("test")},
+    )
+    write_metrics(output_dir, metrics)
+    assert metrics.results is not None
+    write_test_outputs(output_dir, metrics.results, test_rows, test)
+    return metrics.to_json()

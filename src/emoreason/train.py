@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -16,52 +17,99 @@ from omegaconf import DictConfig, OmegaConf
 
 from emoreason.components import RunParts, build_parts
 from emoreason.config import TrainConfig, redact, validate
-from emoreason.evaluation.report import (
-    per_label_markdown,
-    prediction_records,
-)
-from emoreason.evaluation.scoring import predict_scores, threshold_and_reports
-from emoreason.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
-from emoreason.training.checkpoints import load_checkpoint
+from emoreason.data.kote import KoteRow
+from emoreason.evaluation.floors import write_run_floors
+from emoreason.evaluation.records import Results, RunMetrics, write_metrics
+from emoreason.evaluation.report import write_test_outputs
+from emoreason.evaluation.scoring import ScoredSplit, predict_scores, threshold_and_reports
+from emoreason.training.callbacks import check_monitors, without_monitoring
+from emoreason.training.checkpoints import consolidate_zero_checkpoint, load_checkpoint, resume_weights_only
 from emoreason.training.loggers import build_loggers, finishing_wandb, log_final_metrics, log_result_tables
 from emoreason.training.module import metric_key
+from emoreason.training.progress import log_summary
 from emoreason.training.strategies import build_strategy
 
 log = logging.getLogger(__name__)
 
 
-def _best_weights(trainer: L.Trainer, parts: RunParts) -> tuple[RunParts, str | None]:
-    """The run's parts holding the best checkpoint's weights (by val macro-F1), and that checkpoint's path.
+def _end_of_training(reason: str) -> dict[str, Any]:
+    log.warning("testing the weights at the end of training, not a best checkpoint: %s", reason)
+    return {"weights": "end of training", "checkpoint": None, "reason": reason}
+
+
+def _best_weights(trainer: L.Trainer, parts: RunParts) -> tuple[RunParts, dict[str, Any]]:
+    """The run's parts holding the weights to test, and metrics.json's ``tested_weights`` record of them.
+
+    The best checkpoint's weights (by its monitor: val macro-F1 at the tuned threshold by default); where
+    there is none (validation off, fast_dev_run, the file gone) the weights at the end of training, with a
+    warning and the reason recorded: never a silent test of other weights than the best.
 
     Under DeepSpeed the trained module's parameters are partitioned or wrapped in place (ZeRO-3 leaves them
     empty on each rank), so the best weights go into a freshly built, whole module on the same device — on
     rank 0 only, the one that tests: the others would also consolidate the same ZeRO folder at once.
     """
     callback = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor), None)
-    best = callback.best_model_path if callback is not None else ""
-    if not (best and Path(best).exists()):
-        return parts, None
+    if callback is None:
+        return parts, _end_of_training("no callback selects a best checkpoint (validation off, or removed)")
+    best, score = callback.best_model_path, callback.best_model_score
+    score = None if score is None else round(float(score), 6)
+    if not best:
+        return parts, _end_of_training(f"no epoch was scored by {callback.monitor} (fast_dev_run?)")
+    if not Path(best).exists():
+        return parts, _end_of_training(f"the best checkpoint {best} ({callback.monitor} {score}) is gone")
+    tested = {"weights": "best", "checkpoint": best, "monitor": callback.monitor, "score": score}
     if isinstance(trainer.strategy, DeepSpeedStrategy):
         if not trainer.is_global_zero:
-            return parts, best
+            return parts, tested
         fresh = build_parts(parts.cfg, tokenizer_state=parts.module.extra_state["tokenizer"]).module
         parts = replace(parts, module=fresh.to(trainer.strategy.root_device))
-    parts.module.load_state_dict(load_checkpoint(best)["state_dict"])
-    return parts, best
+    own = consolidate_zero_checkpoint(best) if Path(best).is_dir() else best  # this run wrote it: trusted
+    parts.module.load_state_dict(load_checkpoint(own)["state_dict"])
+    return parts, tested
 
 
-def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
+def limited_rows(rows: list[KoteRow], limit: float, batch_size: int, split: str) -> list[KoteRow]:
+    """The first rows of ``split`` that final scoring reads under ``trainer.limit_<split>_batches``.
+
+    Lightning's meaning (``Trainer`` docs): an int is a number of batches, a float a fraction of them; here
+    batches hold ``batch_size`` rows in file order, so a smoke run is small end to end, not only in fit.
+    """
+    batches = math.ceil(len(rows) / batch_size)
+    kept = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+    if kept >= batches:
+        return rows
+    log.info(
+        "final scoring reads %d of %d %s rows (trainer.limit_%s_batches=%s)",
+        kept * batch_size,
+        len(rows),
+        split,
+        split,
+        limit,
+    )
+    return rows[: kept * batch_size]
+
+
+def _score(parts: RunParts, split: str, rows: list[KoteRow]) -> ScoredSplit | None:
+    """``rows`` of ``split`` scored on this process alone; None when there are none to score."""
+    dm = parts.datamodule
+    if not rows:
+        return None
+    dataset = dm.datasets[split] if len(rows) == len(getattr(parts.splits, split)) else dm.encode_rows(rows)
+    return predict_scores(parts.module, dm.dataloader(dataset, train=False, shard=False), f"{split} scoring")
+
+
+def flat_metrics(results: Results) -> dict[str, float]:
     """``stage/metric`` scalars for loggers: tuned figures plain, fixed-0.5 ones with an ``@0.5`` suffix."""
-    flat: dict[str, float] = {"test/threshold": report["threshold"]}
+    flat: dict[str, float] = {"test/threshold": results.threshold}
     for stage in ("val", "test"):
-        if stage not in report:
+        if (split := getattr(results, stage)) is None:
             continue
-        for variant, suffix in (("tuned", ""), ("at_0.5", "@0.5")):
-            figures = report[stage][variant]
+        for figures, suffix in ((split.tuned, ""), (split.at_05, "@0.5")):
             for name in ("macro_f1", "micro_f1", "weighted_f1"):
-                flat[metric_key(f"{stage}_final" if stage == "val" else stage, name) + suffix] = figures[name]
+                key = metric_key(f"{stage}_final" if stage == "val" else stage, name) + suffix
+                flat[key] = getattr(figures, name)
         if stage == "test":
-            for label, value in report[stage]["tuned"]["per_label_f1"].items():
+            for label, value in split.tuned.per_label_f1.items():
                 flat[metric_key("test", "f1", label)] = value
     return flat
 
@@ -78,9 +126,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     OmegaConf.save(OmegaConf.create(run_config), output_dir / "config.yaml")
     log.info("data: %s rows (%s split)", parts.splits.sizes(), parts.splits.scheme)
 
+    named_callbacks = {name: instantiate(c) for name, c in cfg.callbacks.items() if c is not None}
+    if OmegaConf.select(cfg, "trainer.limit_val_batches", default=None) == 0:
+        named_callbacks = without_monitoring(named_callbacks)
+    check_monitors(named_callbacks, parts.module)  # before any work: Lightning fails after an epoch
     with finishing_wandb():
         loggers = build_loggers(cfg.logger, run_config)
-        callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
+        callbacks = list(named_callbacks.values())
         if not loggers:  # an LR monitor needs somewhere to write (logger=none, debug runs)
             callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
         strategy = build_strategy(cfg.strategy)
@@ -90,38 +142,59 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             cfg.trainer, callbacks=callbacks, logger=loggers or False, strategy=strategy
         )
         if cfg.train:
-            trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=cfg.ckpt_path)
+            weights_only = resume_weights_only(cfg.ckpt_path, trust=cfg.trust_checkpoint)
+            trainer.fit(
+                parts.module, datamodule=parts.datamodule, ckpt_path=cfg.ckpt_path, weights_only=weights_only
+            )
         elif cfg.ckpt_path:
-            parts.module.load_state_dict(load_checkpoint(cfg.ckpt_path)["state_dict"])
-        parts, best = _best_weights(trainer, parts) if cfg.train else (parts, cfg.ckpt_path)
-        report: dict[str, Any] = {
-            "model": parts.backbone.name,
-            "method": parts.method.name,
-            "seed": cfg.seed,
-            "split_scheme": parts.splits.scheme,
+            parts.module.load_state_dict(
+                load_checkpoint(cfg.ckpt_path, trust=cfg.trust_checkpoint)["state_dict"]
+            )
+        if cfg.train:
+            parts, tested = _best_weights(trainer, parts)
+        else:
+            tested = {"weights": "ckpt_path" if cfg.ckpt_path else "initial", "checkpoint": cfg.ckpt_path}
+        metrics = RunMetrics(
+            model=parts.backbone.name,
+            method=parts.method.name,
+            seed=cfg.seed,
+            split_scheme=parts.splits.scheme,
+        )
+        metrics.run = {
             "data_sizes": parts.splits.sizes(),
             "data_sources": parts.splits.sources,
-            "best_checkpoint": best,
+            "best_checkpoint": tested["checkpoint"],
+            "tested_weights": tested,
             "global_step": trainer.global_step,
             "tags": list(cfg.tags),
         }
-        if cfg.test and trainer.is_global_zero:
-            dm = parts.datamodule
-            dm.setup("test")
-            val = predict_scores(parts.module, dm.dataloader(dm.datasets["val"], train=False, shard=False))
-            test = predict_scores(parts.module, dm.dataloader(dm.datasets["test"], train=False, shard=False))
-            report.update(threshold_and_reports(val, test))
-            log_final_metrics(trainer.loggers, flat_metrics(report), trainer.global_step)
-            records = prediction_records(parts.splits.test, test[0], report["threshold"], test.generated)
-            write_jsonl_atomic(output_dir / "test_predictions.jsonl", records)
-            log_result_tables(trainer.loggers, report, records, parts.splits.test, trainer.global_step)
-            write_text_atomic(output_dir / "per_label_f1.md", per_label_markdown(report))
-            tuned = report["test"]["tuned"]
-            log.info(
-                "test macro-F1 %.4f micro-F1 %.4f (threshold %.2f tuned on val)",
-                tuned["macro_f1"], tuned["micro_f1"], report["threshold"],
-            )  # fmt: skip
-        report["wall_time_s"] = round(time.perf_counter() - started, 2)
+        if cfg.test and trainer.is_global_zero and trainer.limit_test_batches == 0:
+            log.info("no final scoring: trainer.limit_test_batches=0")
+        elif cfg.test and trainer.is_global_zero:
+            parts.datamodule.setup("test")
+            batch_size = parts.datamodule.loader.eval_batch_size
+            val_rows = limited_rows(parts.splits.val, trainer.limit_val_batches, batch_size, "val")
+            test_rows = limited_rows(parts.splits.test, trainer.limit_test_batches, batch_size, "test")
+            val, test = _score(parts, "val", val_rows), _score(parts, "test", test_rows)
+            assert test is not None  # limit_test_batches > 0 reads at least one batch
+            results = threshold_and_reports(val, test, None if val is not None else 0.5)
+            if val is None:
+                off = "fixed 0.5: validation is off (trainer.limit_val_batches=0)"
+                results = replace(results, threshold_source=off)
+            metrics.results = results
+            log_final_metrics(trainer.loggers, flat_metrics(results), trainer.global_step)
+            records = write_test_outputs(output_dir, results, test_rows, test)
+            log_result_tables(
+                trainer.loggers,
+                metrics.to_json(),
+                [r.to_json() for r in records],
+                test_rows,
+                trainer.global_step,
+            )
+        metrics.run["wall_time_s"] = round(time.perf_counter() - started, 2)
         if trainer.is_global_zero:
-            write_json_atomic(output_dir / "metrics.json", report)
+            write_metrics(output_dir, metrics)
+            write_run_floors(parts.splits, metrics, output_dir, cfg.paths.cache_dir)  # after: not timed
+        report = metrics.to_json()
+        log_summary(report, trainer, output_dir)
     return report

@@ -6,10 +6,24 @@ client is exercised over real sockets. Token usage is deterministic: ``ceil(utf8
 3 per message and 3 for the reply, so tests can predict costs exactly.
 
 Faults, for chat requests: one-shot faults queued with :meth:`FakeOpenAI.inject` (consumed in order), faults
-tied to a comment (``fault_for_text``), and a seeded random ``fault_rate``. Kinds:
-``429`` (rate limited, with ``retry-after-ms``), ``500``, ``503``, ``slow`` (answers after ``slow_s``, longer
-than the client's timeout), ``drop`` (closes the connection mid-response), ``truncate`` (``finish_reason``
-``length``), ``refusal``, ``quota`` (429 ``insufficient_quota``), ``auth`` (401, as for a revoked key).
+tied to a comment (``fault_for_text``), and a seeded random ``fault_rate`` over ``random_faults`` (1.0: every
+call). Kinds, as OpenAI, Azure OpenAI, vLLM, Ollama and gateways have been reported to answer:
+``429`` (rate limited, with ``retry-after-ms``), ``429_long`` (``Retry-After: 3600``), ``500``, ``503``,
+``502`` (an HTML "Bad Gateway" page), ``slow`` (answers after ``slow_s``, longer than the client's timeout),
+``drop`` (closes the connection mid-response), ``truncate`` (``finish_reason`` ``length``), ``refusal``,
+``quota`` (429 ``insufficient_quota``), ``auth`` (401, as for a revoked key), ``html`` (a 200 sign-in page,
+``text/html``), ``surrogate`` (content ending in a lone ``\\ud83d`` escape), ``eos`` (vLLM's
+finish_reason), ``network_error`` (content cut after 25 characters, ``finish_reason: network_error``),
+``gateway_error`` (a 200 whose body is only ``{"error": {"message", "code": 502}}``), ``content_filter``
+(Azure's 400 ``code=content_filter``, ``param=prompt``), ``unsupported_parameter`` (400), ``echo_key`` (an
+item-level 400 whose message echoes the Authorization header), ``think`` (a ``<think>`` block before the
+answer), ``empty`` (no content, nothing billed).
+
+Server-wide behaviours: ``usage_style`` (``full``, ``no_total``: no ``total_tokens``, ``none``: no usage),
+``reasoning_models`` (reject ``max_tokens`` and a non-default temperature, like OpenAI's o-series),
+``list_batches`` (False: ``GET /v1/batches`` is 404, as on servers with create/retrieve only),
+``refuse_batches`` (creating a batch is a 400) and ``batch_token_limit`` (a batch whose prompt tokens exceed
+it fails validation with ``token_limit_exceeded``).
 
 Run standalone (the benchmark does): ``python tests/generation/fake_openai.py --latency 0.2``; it prints
 ``PORT <n>`` once listening.
@@ -32,7 +46,30 @@ from typing import Any
 
 from aiohttp import web
 
-FAULT_KINDS = ("429", "500", "503", "slow", "drop", "truncate", "refusal", "quota", "auth")
+FAULT_KINDS = (
+    "429",
+    "429_long",
+    "500",
+    "502",
+    "503",
+    "slow",
+    "drop",
+    "truncate",
+    "refusal",
+    "quota",
+    "auth",
+    "html",
+    "surrogate",
+    "eos",
+    "network_error",
+    "gateway_error",
+    "content_filter",
+    "unsupported_parameter",
+    "echo_key",
+    "think",
+    "empty",
+)
+SIGN_IN_PAGE = "<!DOCTYPE html><html><head><title>Sign in</title></head><body>Please sign in</body></html>"
 PROMPT_FIELDS = re.compile(r"댓글: (?P<text>.*)\n감정: (?P<labels>.*)\n", re.DOTALL)
 DEFAULT_ALIASES = {"gpt-4o-mini": "gpt-4o-mini-2024-07-18"}
 
@@ -71,6 +108,11 @@ class FakeOpenAI:
     random_faults: tuple[str, ...] = ("429", "500", "503")
     seed: int = 0
     batch_delay_s: float = 0.05
+    usage_style: str = "full"
+    reasoning_models: tuple[str, ...] = ()
+    list_batches: bool = True
+    batch_token_limit: int | None = None
+    refuse_batches: bool = False
     replies: dict[str, str] = field(default_factory=dict)
     fault_for_text: dict[str, str] = field(default_factory=dict)
     chats: list[ChatLog] = field(default_factory=list)
@@ -101,6 +143,7 @@ class FakeOpenAI:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/files", self._upload)
         app.router.add_get("/v1/files/{file_id}/content", self._file_content)
+        app.router.add_delete("/v1/files/{file_id}", self._delete_file)
         app.router.add_post("/v1/batches", self._create_batch)
         app.router.add_get("/v1/batches", self._list_batches)
         app.router.add_get("/v1/batches/{batch_id}", self._retrieve_batch)
@@ -140,6 +183,8 @@ class FakeOpenAI:
             # Echo the key back, as careless servers do: the client must keep it out of logs anyway.
             message = f"Incorrect API key provided: {str(presented).removeprefix('Bearer ')}."
             return _error(401, message, "invalid_request_error", "invalid_api_key")
+        if fault == "html":
+            return web.Response(text=SIGN_IN_PAGE, content_type="text/html")
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         if fault == "slow":
@@ -152,34 +197,96 @@ class FakeOpenAI:
             assert request.transport is not None
             request.transport.close()
             return response
-        status, payload, headers = self._complete(body, fault)
+        status, payload, headers = self._complete(body, fault, presented)
+        if isinstance(payload, str):
+            return web.Response(text=payload, status=status, content_type="text/html", headers=headers)
         return web.json_response(payload, status=status, headers=headers)
 
+    def _rejected_parameter(self, body: dict[str, Any]) -> str | None:
+        """What an OpenAI reasoning model says about parameters it does not accept (None: all fine)."""
+        if body.get("model") not in self.reasoning_models:
+            return None
+        if "max_tokens" in body:
+            return (
+                "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens'."
+            )
+        if body.get("temperature", 1) != 1:
+            return (
+                "Unsupported value: 'temperature' does not support 0.7 with this model. Only 1 is supported."
+            )
+        return None
+
     def _complete(
-        self, body: dict[str, Any], fault: str | None
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        """Status, JSON body and headers of one chat completion; shared by the online and batch paths."""
+        self, body: dict[str, Any], fault: str | None, presented: str | None = None
+    ) -> tuple[int, dict[str, Any] | str, dict[str, str]]:
+        """Status, body (JSON object, or text) and headers of one chat completion; online and batch alike."""
         model = body.get("model")
         if model not in self.models:
             return _error_body(
                 404, f"The model `{model}` does not exist or you do not have access to it.", "model_not_found"
             )
+        rejected = self._rejected_parameter(body)
+        if rejected is not None or fault == "unsupported_parameter":
+            message = rejected or "Unsupported parameter: 'temperature'."
+            return _error_body(400, message, "unsupported_parameter")
         if fault == "429":
             payload = _error_body(429, "Rate limit reached for requests.", "rate_limit_exceeded")[1]
             return 429, payload, {"retry-after-ms": str(self.retry_after_ms)}
+        if fault == "429_long":
+            payload = _error_body(429, "Rate limit reached for requests.", "rate_limit_exceeded")[1]
+            return 429, payload, {"retry-after": "3600"}
         if fault == "quota":
             return _error_body(429, "You exceeded your current quota.", "insufficient_quota")
         if fault in ("500", "503"):
             return _error_body(int(fault), "The server had an error while processing your request.", None)
+        if fault == "502":
+            return (
+                502,
+                "<html><head><title>502 Bad Gateway</title></head><body>upstream down</body></html>",
+                {},
+            )
+        if fault == "html":
+            return 200, SIGN_IN_PAGE, {}
+        if fault == "gateway_error":
+            return 200, {"error": {"message": "upstream provider unavailable", "code": 502}}, {}
+        if fault == "content_filter":  # Azure OpenAI's answer to a prompt its filter flags
+            error = {
+                "message": "The response was filtered due to the prompt triggering Azure OpenAI's content "
+                "management policy.",
+                "type": None,
+                "param": "prompt",
+                "code": "content_filter",
+                "status": 400,
+                "innererror": {"code": "ResponsibleAIPolicyViolation"},
+            }
+            return 400, {"error": error}, {}
+        if fault == "echo_key":
+            shown = presented or f"Bearer {self.api_key}"
+            message = (
+                f"This model's maximum context length is 16 tokens (request headers: Authorization: {shown})"
+            )
+            return _error_body(400, message, "context_length_exceeded")
         messages = body.get("messages", [])
         user = next((str(m.get("content")) for m in messages if m.get("role") == "user"), "")
         content, finish, refusal = self._reply(user), "stop", None
         completion = count_tokens(content)
         if fault == "truncate":
-            max_tokens = int(body.get("max_tokens") or 16)
+            max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 16)
             content, finish, completion = content[: len(content) // 3], "length", max_tokens
         elif fault == "refusal":
             content, refusal, completion = None, "I'm sorry, I can't help with that.", 9
+        elif fault == "surrogate":
+            content += "\ud83d"  # half of an emoji: json.dumps writes it as the lone escape \ud83d
+        elif fault == "eos":
+            finish = "eos"
+        elif fault == "network_error":
+            content, finish, completion = content[:25], "network_error", 10
+        elif fault == "think":
+            content = "<think>The labels say joy; find the cue words.</think>\n" + content
+            completion += 12
+        elif fault == "empty":
+            content, completion = "", 0
         usage_prompt = prompt_tokens(messages)
         payload = {
             "id": self._next_id("chatcmpl"),
@@ -200,6 +307,10 @@ class FakeOpenAI:
                 "total_tokens": usage_prompt + completion,
             },
         }
+        if self.usage_style == "no_total":
+            del payload["usage"]["total_tokens"]
+        elif self.usage_style == "none":
+            del payload["usage"]
         return 200, payload, {}
 
     def _reply(self, user: str) -> str:
@@ -235,12 +346,22 @@ class FakeOpenAI:
             return _error(404, "No such file.", "invalid_request_error", None)
         return web.Response(body=data, content_type="application/octet-stream")
 
+    async def _delete_file(self, request: web.Request) -> web.Response:
+        self.paths["/v1/files/delete"] += 1
+        file_id = request.match_info["file_id"]
+        self.files.pop(file_id, None)
+        return web.json_response({"id": file_id, "object": "file", "deleted": True})
+
     async def _create_batch(self, request: web.Request) -> web.Response:
         self.paths[request.path] += 1
         body = await request.json()
         input_id = body["input_file_id"]
         if input_id not in self.files:
             return _error(400, f"Invalid input_file_id {input_id}.", "invalid_request_error", None)
+        if self.refuse_batches:
+            return _error(
+                400, "The Batch API is not available for this project.", "invalid_request_error", None
+            )
         batch_id = self._next_id("batch")
         batch = {
             "id": batch_id,
@@ -260,6 +381,16 @@ class FakeOpenAI:
     async def _process_batch(self, batch: dict[str, Any]) -> None:
         await asyncio.sleep(self.batch_delay_s)
         lines = [json.loads(line) for line in self.files[batch["input_file_id"]].splitlines() if line.strip()]
+        enqueued = sum(prompt_tokens(line["body"]["messages"]) for line in lines)
+        batch["enqueued_tokens"] = enqueued
+        if self.batch_token_limit is not None and enqueued > self.batch_token_limit:
+            message = f"Enqueued token limit reached: {enqueued} > {self.batch_token_limit}."
+            batch["status"] = "failed"
+            batch["errors"] = {
+                "object": "list",
+                "data": [{"code": "token_limit_exceeded", "message": message}],
+            }
+            return
         batch["status"] = "in_progress"
         batch["request_counts"]["total"] = len(lines)
         outputs: list[bytes] = []
@@ -278,9 +409,7 @@ class FakeOpenAI:
                 "response": {"status_code": status, "request_id": self._next_id("req"), "body": payload},
                 "error": None,
             }
-            (outputs if status == 200 else errors).append(
-                json.dumps(out, ensure_ascii=False).encode() + b"\n"
-            )
+            (outputs if status == 200 else errors).append(json.dumps(out).encode() + b"\n")
             batch["request_counts"]["completed" if status == 200 else "failed"] += 1
         await asyncio.sleep(self.batch_delay_s)
         for name, chunk in (("output_file_id", outputs), ("error_file_id", errors)):
@@ -300,6 +429,8 @@ class FakeOpenAI:
 
     async def _list_batches(self, request: web.Request) -> web.Response:
         self.paths["/v1/batches/list"] += 1
+        if not self.list_batches:
+            return _error(404, "Not Found", "invalid_request_error", None)
         data = sorted(self.batches.values(), key=lambda b: b["id"], reverse=True)
         return web.json_response({"object": "list", "data": data, "has_more": False})
 

@@ -65,7 +65,7 @@ def test_batch_error_lines_are_kept_apart_by_kind(
 ) -> None:
     fake.fault_for_text = {"테스트 댓글 t3번": "500", "테스트 댓글 t5번": "truncate"}
     summary = generate(make_cfg("n=null", BATCH))
-    assert summary["failed"] == {"batch_500": 1, "truncated": 1}
+    assert summary["failed"] == {"batch_server_error": 1, "truncated": 1}
 
     fake.fault_for_text = {}
     online = generate(make_cfg("n=null"))  # the transient failure is retried, the truncation is not

@@ -95,3 +95,70 @@ def test_bad_config_exits_2_with_a_message_naming_the_key(
     assert "generator.concurrency must be a positive integer, got -1" in run.stderr + run.stdout
     assert "Traceback" not in run.stderr
     assert fake_server.fake.chats == []
+
+
+def test_a_key_echoed_in_an_item_level_400_reaches_no_file_and_the_exit_says_how_to_retry(
+    fake: FakeOpenAI, fake_server: ServerThread, tiny_kote_dir: Path, tmp_path: Path
+) -> None:
+    fake.fault_for_text = {"테스트 댓글 t7번": "echo_key"}
+    run = _run(_command(tmp_path, tiny_kote_dir, fake_server, "n=null"))
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "generator.retry_failed=true" in run.stdout + run.stderr  # the one line names the full key
+    rejected = [e for e in read_entries(tmp_path / "cache" / "cache.jsonl").values() if e.status == "failed"]
+    assert len(rejected) == 1 and "Authorization: Bearer ***" in str(rejected[0].detail)
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert [p for p in written if API_KEY.encode() in p.read_bytes()] == []
+    assert API_KEY not in run.stdout + run.stderr
+
+
+def test_dry_run_exits_0_when_every_call_is_planned_and_1_when_the_cap_cannot_cover_them(
+    fake_server: ServerThread, tiny_kote_dir: Path, tmp_path: Path
+) -> None:
+    planned = _run(_command(tmp_path, tiny_kote_dir, fake_server, "n=null", "dry_run=true"), key=None)
+    assert planned.returncode == 0, planned.stderr
+    short = _run(
+        _command(tmp_path, tiny_kote_dir, fake_server, "n=null", "dry_run=true", "max_cost_usd=0.001")
+    )
+    assert short.returncode == 1 and "fit under max_cost_usd" in short.stdout + short.stderr
+    assert fake_server.fake.chats == []
+
+
+def test_a_malformed_override_exits_2_in_one_line(
+    fake_server: ServerThread, tiny_kote_dir: Path, tmp_path: Path
+) -> None:
+    run = _run(_command(tmp_path, tiny_kote_dir, fake_server, "n=[1"))
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+
+
+def test_the_default_output_is_a_new_file_never_the_exported_reasoning_dataset(
+    make_cfg: MakeCfg, fake: FakeOpenAI, api_key: str, tiny_kote_dir: Path, tmp_path: Path
+) -> None:
+    generate(make_cfg("n=20"))
+    source = tmp_path / "out" / "reasoning.jsonl"  # exported as KOTE_REASONING_PATH, as the docs suggest
+    before = source.read_bytes()
+    env = {**os.environ, "KOTE_REASONING_PATH": str(source)}
+    command = [
+        sys.executable,
+        "generate.py",
+        "generator=cached",
+        f"generator.source={source}",
+        f"kote_dir={tiny_kote_dir}",
+        "split_scheme=val_holdout",
+        "holdout_size=10",
+        "download=false",
+        "verify_checksums=false",
+        "n=5",
+        "progress=false",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert len(read_reasoning_jsonl(tmp_path / "run" / "reasoning.jsonl")) == 5
+    assert source.read_bytes() == before
+
+    refused = subprocess.run(
+        [*command, f"output={source}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert refused.returncode == 2
+    assert "is generator.source; writing it would destroy" in refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stderr and source.read_bytes() == before

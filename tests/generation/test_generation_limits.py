@@ -60,9 +60,22 @@ def test_tokens_per_minute_charges_each_call_its_size() -> None:
 def test_a_pause_holds_every_caller_and_is_never_shortened() -> None:
     clock = Clock()
     limiter = RateLimiter(None, None, clock=clock)
-    limiter.pause(2.0)
-    limiter.pause(0.5)
+    limiter.pause(2.0, sent_at=clock.now)
+    limiter.pause(0.5, sent_at=clock.now)
     assert limiter.paused_until == clock.now + 2.0
+
+
+def test_429s_to_requests_already_in_flight_share_the_pause_instead_of_chaining() -> None:
+    clock = Clock()
+    limiter = RateLimiter(None, None, clock=clock)
+    in_flight_since = clock.now
+    limiter.pause(2.0, sent_at=clock.now)
+    clock.now += 1.9  # a slow request sent before the pause answers 429 just before it ends
+    limiter.pause(2.0, sent_at=in_flight_since)
+    assert limiter.paused_until == pytest.approx(1002.0) and limiter.pauses == 1
+    clock.now += 0.2  # a request sent after the pause answers 429: that is a new slow-down
+    limiter.pause(2.0, sent_at=clock.now - 0.05)
+    assert limiter.paused_until == pytest.approx(clock.now + 2.0) and limiter.pauses == 2
 
 
 def test_budget_waits_for_calls_in_flight_and_refuses_only_what_can_never_fit() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -95,3 +97,13 @@ def test_cache_key_covers_model_prompt_temperature_text_and_labels() -> None:
     assert key == cache_key(**base)  # type: ignore[arg-type]
     keys = {cache_key(**{**base, **change}) for change in variants}  # type: ignore[arg-type]
     assert len(keys) == len(variants) and key not in keys
+
+
+def test_the_cache_file_gets_the_umask_mode_so_colleagues_can_share_it(tmp_path: Path) -> None:
+    old = os.umask(0o002)
+    try:
+        with GenerationCache(tmp_path / "cache.jsonl"):
+            pass
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "cache.jsonl").stat().st_mode) == 0o664

@@ -63,7 +63,7 @@ def test_saved_and_reloaded_adapters_give_identical_predictions(tokenizer, rows,
             if param.requires_grad:
                 param.normal_(0, 0.3)
     torch.save({"state_dict": trained.state_dict()}, tmp_path / "adapters.ckpt")
-    saved = torch.load(tmp_path / "adapters.ckpt", weights_only=False)["state_dict"]
+    saved = torch.load(tmp_path / "adapters.ckpt", weights_only=True)["state_dict"]
     assert set(saved) == {n for n, p in trained.named_parameters() if p.requires_grad}  # no frozen weight
     batch = collate(method, tokenizer, method.encode(rows[:4], tokenizer, 24, train=False))
 

@@ -77,7 +77,7 @@ def test_checkpoints_hold_adapters_only_and_evaluate_reproduces_the_test_figures
     multitask_run, tmp_path, reasoning_kote_dir, reasoning_path, cache_dir
 ):
     out, report = multitask_run
-    checkpoint = torch.load(report["best_checkpoint"], map_location="cpu", weights_only=False)
+    checkpoint = torch.load(report["best_checkpoint"], map_location="cpu", weights_only=True)
     keys = set(checkpoint["state_dict"])
     assert keys and all(".lora_A." in k or ".lora_B." in k for k in keys)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

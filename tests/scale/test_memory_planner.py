@@ -156,7 +156,16 @@ def test_impossible_zero_setups_are_refused(kwargs):
 
 
 def test_plan_memory_command_prints_the_verdict_for_the_chosen_strategy():
-    cmd = [sys.executable, "plan_memory.py", "plan.method=full", "strategy=ddp", "plan.gpu_memory_gib=80"]
+    cmd = [
+        sys.executable,
+        "plan_memory.py",
+        "model=polyglot5.8b",
+        "lora=none",
+        "method=label_only",
+        "trainer=gpu",
+        "strategy=ddp",
+        "gpu_memory_gib=80",
+    ]
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert "DDP/single" in out
     assert "WILL NOT FIT" in out

@@ -7,10 +7,10 @@ from hydra import compose, initialize_config_dir
 from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy
 from omegaconf import DictConfig, OmegaConf
 
-from emoreason.training.memory import ZeroSetup
 from emoreason.training.strategies import (
     LIGHTNING_OWNED_KEYS,
     DeepSpeedConfigError,
+    ZeroSetup,
     build_strategy,
     validate_deepspeed_config,
     zero_of_deepspeed_config,

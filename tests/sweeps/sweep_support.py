@@ -70,6 +70,21 @@ def fake_job(
     return job
 
 
+def fake_predictions(job: Path, ids: Sequence[str], gold: Any, predicted: Any) -> Path:
+    """A ``test_predictions.jsonl`` from ``(n, 44)`` 0/1 gold and predicted arrays, as train.py writes it."""
+    lines = []
+    for rid, g, p in zip(ids, gold, predicted, strict=True):
+        names = {
+            key: [LABELS[j] for j in range(len(LABELS)) if row[j]]
+            for key, row in (("gold", g), ("predicted", p))
+        }
+        record = {"id": rid, "text": f"댓글 {rid}", **names}
+        lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+    path = job / "test_predictions.jsonl"
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
 def wandb_records(run_file: Path) -> Iterator[wandb_internal_pb2.Record]:
     """Records of an offline run's ``run-<id>.wandb`` (LevelDB-style log: 32 KiB blocks of chunks).
 
@@ -91,6 +106,13 @@ def wandb_records(run_file: Path) -> Iterator[wandb_internal_pb2.Record]:
             record.ParseFromString(chunk)
             yield record
             chunk = b""
+
+
+def wandb_exit_code(run_dir: Path) -> int:
+    """The exit code the one offline W&B run under ``run_dir`` ended with (what W&B shows as its state)."""
+    (run_file,) = run_dir.rglob("offline-run-*/run-*.wandb")
+    (code,) = [record.exit.exit_code for record in wandb_records(run_file) if record.HasField("exit")]
+    return code
 
 
 def wandb_run(job_dir: Path) -> tuple[Any, dict[str, Any]]:

@@ -4,10 +4,14 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import SMALL_RUN
 from omegaconf import OmegaConf
 
 from emoreason.config import ConfigError
 from emoreason.sweeps.jobs import resolved_config, run_job
+from emoreason.train import train
+
+from .sweep_support import fake_metrics, wandb_exit_code
 
 OVERRIDES = ["data=kote_plain", "seed=3"]
 
@@ -18,10 +22,10 @@ def cfg(compose_train):
 
 
 def finish(output_dir: Path, run_config: dict, macro: float = 0.42) -> dict:
-    """Leave output_dir as a finished train() leaves it."""
+    """Leave output_dir as a finished train() of an older version left it (metrics.json without a version)."""
     output_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(run_config), output_dir / "config.yaml")
-    payload = {"seed": 3, "test": {"tuned": {"macro_f1": macro}}}
+    payload = fake_metrics(3, macro)
     (output_dir / "metrics.json").write_text(json.dumps(payload), encoding="utf-8")
     return payload
 
@@ -34,7 +38,9 @@ def test_a_finished_job_is_skipped_even_when_only_loggers_or_tags_changed(cfg, c
     out = Path(cfg.paths.output_dir)
     stored = finish(out, resolved_config(cfg))
     relogged = compose_train("seed=3", "logger=csv", "tags=[rerun]")
-    assert run_job(relogged, must_not_run, output_dir=out, overrides=OVERRIDES, skip_finished=True) == stored
+    skipped = run_job(relogged, must_not_run, output_dir=out, overrides=OVERRIDES, skip_finished=True)
+    assert skipped["schema_version"] == 0 and skipped["seed"] == stored["seed"]
+    assert skipped["test"]["tuned"] == stored["test"]["tuned"] | {"macro_f1_supported": None}
 
 
 def test_a_changed_config_or_a_single_run_trains_again_from_a_clean_folder(cfg, compose_train):
@@ -67,6 +73,18 @@ def test_a_crash_is_recorded_with_its_traceback_and_re_raised(cfg):
     assert failure["error"] == "ValueError" and failure["message"] == "Invalid learning rate: -1.0"
     assert failure["overrides"] == OVERRIDES and "exploding_task" in failure["traceback"]
     assert not (out / "metrics.json").exists()
+
+
+@pytest.mark.shared_data
+def test_a_job_that_crashes_ends_its_wandb_run_with_a_nonzero_exit_code(compose_train, monkeypatch):
+    """W&B showed a crashed job as finished (exit code 0) while failure.json said it failed."""
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    bad = compose_train(*SMALL_RUN, "data.source.max_train_rows=64", "logger=wandb", "optim.lr=-1.0")
+    out = Path(bad.paths.output_dir)
+    with pytest.raises(ValueError, match="Invalid learning rate"):  # AdamW's check, after W&B started
+        run_job(bad, train, output_dir=out, overrides=["optim.lr=-1.0"], skip_finished=True)
+    assert json.loads((out / "failure.json").read_text(encoding="utf-8"))["error"] == "ValueError"
+    assert wandb_exit_code(out) == 1
 
 
 def test_a_success_clears_the_previous_attempts_failure(cfg):

@@ -2,6 +2,8 @@
 ablation with its report and W&B runs, a rerun that skips every finished job, and a crash."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ from emoreason.data.kote import read_kote_tsv
 from emoreason.labels import label_names
 from emoreason.training.loggers import fit
 
-from .sweep_support import run_train, wandb_run
+from .sweep_support import REPO, run_train, wandb_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
@@ -97,6 +99,25 @@ def test_the_report_holds_each_jobs_numbers(ablation):
         assert cell["metrics"]["val_macro_f1"]["mean"] == job["val"]["tuned"]["macro_f1"]
         assert f"| {data} | {model} | classifier | 1 | 0 | {test:.4f} |" in markdown
     assert (sweep_dir / "fig3.png").stat().st_size > 10_000 and (sweep_dir / "report.csv").exists()
+    floors = [json.loads((sweep_dir / name / "floors.json").read_text(encoding="utf-8")) for name in GRID]
+    assert len({f["key"] for f in floors}) == 1  # the same 64 training rows in every job: one split
+    tfidf = floors[0]["floors"]["tfidf_logreg"]["test"]["tuned"]["macro_f1"]
+    assert report["floors"]["splits"] == 1
+    assert report["floors"]["floors"]["tfidf_logreg"]["test_macro_f1"]["values"] == [tfidf]
+
+
+def test_report_py_adds_a_paired_verdict_for_every_two_arms(ablation):
+    sweep_dir, _ = ablation
+    command = [sys.executable, "report.py", str(sweep_dir), "--resamples", "50"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((sweep_dir / "report.json").read_text(encoding="utf-8"))
+    comparisons = report["paired"]["comparisons"]
+    assert len(comparisons) == 6 and all(c["comments"] == 600 and c["seeds"] == [0] for c in comparisons)
+    lines = (sweep_dir / "report.md").read_text(encoding="utf-8").splitlines()
+    verdicts = [line for line in lines if line.startswith("- **")]
+    assert len(verdicts) == 6 and all(" macro-F1 [" in line and "micro-F1 [" in line for line in verdicts)
+    assert (sweep_dir / "paired.png").exists()
 
 
 def test_each_job_is_its_own_wandb_run_in_the_sweeps_group_with_tables(ablation):

@@ -10,7 +10,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from emoreason.config import TrainConfig, validate
 
 PRESETS = sorted(p.stem for p in (CONF_DIR / "sweep").glob("*.yaml"))
-GRIDS = {"ablation": 15, "tiny_ablation": 6}
+GRIDS = {"ablation": 27, "tiny_ablation": 10, "study": 27}
 
 
 def compose_train(*overrides: str):
@@ -63,3 +63,32 @@ def test_optuna_preset_searches_lr_and_lora_rank_on_an_experiment_with_lora():
         "+sweep=optuna_lr_rank", "experiment=polyglot_reasoning", "optim.lr=3e-4", "lora.r=8"
     )
     assert validate(trial, TrainConfig).lora.r == 8 and trial.optim.lr == 3e-4
+
+
+def test_study_is_the_full_size_question_with_its_controls_and_resumes_in_one_folder():
+    cfg = compose_train("+sweep=study")
+    jobs = grid(cfg.hydra.sweeper.params)
+    arms = {job[0].split("=")[1] for job in jobs}
+    assert {job[1] for job in jobs} == {"seed=0", "seed=1", "seed=2"} and len(arms) == 9
+    assert cfg.hydra.sweep.dir == "multirun/study" and cfg.data.source.split_scheme == "val_holdout"
+    assert cfg.data.source.max_train_rows is None  # all 4,000 training rows
+    described = {}
+    for arm in arms:
+        job = compose_train("+sweep=study", f"experiment={arm}")
+        choices = job.hydra.runtime.choices
+        control = job.data.source.get("reasoning_control")
+        described[arm] = (choices.model, choices.method, control)
+    assert sorted(described.values(), key=str) == sorted(
+        [
+            ("tiny_electra", "classifier", None),
+            ("tiny_neox", "label_only", None),
+            ("tiny_neox", "explain_then_predict", "none"),
+            ("tiny_neox", "predict_then_explain", "none"),
+            ("tiny_neox", "multitask", "none"),
+            ("tiny_neox", "explain_then_predict", "shuffled"),
+            ("tiny_neox", "explain_then_predict", "template"),
+            ("tiny_neox", "multitask", "shuffled"),
+            ("tiny_neox", "multitask", "template"),
+        ],
+        key=str,
+    )

@@ -3,11 +3,17 @@
 import torch
 
 from emoreason.data.kote import KoteRow
-from emoreason.evaluation.report import prediction_records
+from emoreason.evaluation.records import prediction_records
 from emoreason.labels import LABELS
 from emoreason.training.loggers import per_label_table, sample_predictions_table, wandb_run_identity
 
 from .sweep_support import EXCLUDE_KEYS, fake_metrics
+
+
+def as_json(records):
+    """The records as train passes them to its loggers (the training layer reads plain dicts)."""
+    return [r.to_json() for r in records]
+
 
 OVERRIDES = ["+sweep=tiny_ablation", "seed=1", "experiment=tiny_polyglot_reasoning", "paths.kote_dir=/data"]
 
@@ -42,16 +48,16 @@ def test_sample_predictions_show_labels_above_the_threshold_and_the_rows_reasoni
     rows = [KoteRow(str(i), f"comment {i}", (0, i % 44), "why" if i % 2 else None) for i in range(10)]
     scores = torch.zeros(10, 44)
     scores[:, 3], scores[:, 5] = 0.9, 0.3  # label 5 sits exactly at the threshold: not predicted
-    columns, data = sample_predictions_table(prediction_records(rows, scores, threshold=0.3), rows, limit=4)
+    columns, data = sample_predictions_table(as_json(prediction_records(rows, scores, 0.3)), rows, limit=4)
     assert columns == ["id", "text", "gold", "predicted", "reasoning", "generated"]
     assert [row[0] for row in data] == ["0", "2", "4", "6"]  # spread over the split, at most `limit`
     assert data[1] == ["2", "comment 2", f"{LABELS[0]}, {LABELS[2]}", LABELS[3], "", ""]
-    _, odd = sample_predictions_table(prediction_records(rows[1:2], scores[1:2], threshold=0.3), rows[1:2])
+    _, odd = sample_predictions_table(as_json(prediction_records(rows[1:2], scores[1:2], 0.3)), rows[1:2])
     assert odd[0][4] == "why"
 
 
 def test_sample_predictions_show_what_a_generative_method_wrote():
     rows = [KoteRow("a", "comment", (0,))]
     records = prediction_records(rows, torch.zeros(1, 44), 0.5, generated=["이유: ...\n감정: 불평/불만"])
-    _, data = sample_predictions_table(records, rows)
+    _, data = sample_predictions_table(as_json(records), rows)
     assert data[0][5] == "이유: ...\n감정: 불평/불만"

@@ -2,77 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
 
 import lightning as L
-import torch
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
+from emoreason.config import LoaderConfig
 from emoreason.data.batching import EncodedDataset, LengthGroupedBatchSampler, pad_collate
+from emoreason.data.encoding_cache import EncodingMethod, encode_cached
 from emoreason.data.kote import KoteRow
 from emoreason.data.sampling import KoteSplits
-from emoreason.io import atomic_write
-
-
-class EncodingMethod(Protocol):
-    name: str
-    padding_side: str
-
-    def encode(
-        self, rows: list[KoteRow], tokenizer: PreTrainedTokenizerBase, max_length: int, *, train: bool
-    ) -> dict[str, list[Any]]: ...
-
-    def pad_values(self, tokenizer: PreTrainedTokenizerBase) -> dict[str, int]: ...
-
-
-@dataclass
-class LoaderConfig:
-    """How batches are made (``data.loader`` in the config)."""
-
-    batch_size: int = 32
-    eval_batch_size: int = 128
-    max_length: int = 128
-    length_grouping: bool = True
-    pool_factor: int = 50
-    pad_to_multiple_of: int = 4
-    num_workers: int = 0
-
-
-def _encoding_key(method: EncodingMethod, tokenizer: PreTrainedTokenizerBase, rows: list[KoteRow],
-                  max_length: int, train: bool) -> str:  # fmt: skip
-    digest = hashlib.sha256(f"{method!r}|{max_length}|{train}|{len(tokenizer)}".encode())
-    digest.update(tokenizer.backend_tokenizer.to_str().encode() if tokenizer.is_fast else b"slow")
-    for row in rows:
-        digest.update(f"{row.id}\t{row.text}\t{row.labels}\t{row.reasoning}\n".encode())
-    return digest.hexdigest()[:20]
-
-
-def encode_cached(
-    method: EncodingMethod,
-    tokenizer: PreTrainedTokenizerBase,
-    rows: list[KoteRow],
-    max_length: int,
-    *,
-    train: bool,
-    cache_dir: str | Path | None,
-) -> EncodedDataset:
-    """Tokenise ``rows`` once; reuse the on-disk result while method, tokenizer and rows are unchanged."""
-    path = None
-    if cache_dir is not None:
-        key = _encoding_key(method, tokenizer, rows, max_length, train)
-        path = Path(cache_dir) / "encoded" / f"{method.name}-{key}.pt"
-        if path.exists():
-            return EncodedDataset(torch.load(path, weights_only=False))
-    columns = method.encode(rows, tokenizer, max_length, train=train)
-    if path is not None:
-        with atomic_write(path, binary=True, durable=False) as handle:  # a cache: rebuilt if lost
-            torch.save(columns, handle)
-    return EncodedDataset(columns)
 
 
 class KoteDataModule(L.LightningDataModule):

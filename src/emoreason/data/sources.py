@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from emoreason.data.controls import ReasoningControl, apply_control, check_control
 from emoreason.data.kote import KoteRow
 from emoreason.data.reasoning import ReasoningRecord, read_reasoning_jsonl
 from emoreason.data.sampling import KoteSplits, SplitScheme, load_splits, seeded_shuffle
@@ -68,16 +69,20 @@ class ReasoningSource(KoteSource):
     (logged, and recorded in metrics.json's ``data_sources``). ``max_train_rows`` subsamples after that.
     Validation and test rows are kept whole, reasoning or not: no method reads reasoning at inference.
     A record whose text or labels differ from its KOTE row is an error naming file, line and ID.
+    ``reasoning_control`` (:mod:`emoreason.data.controls`) then replaces the training rows' reasoning by
+    another comment's (``shuffled``) or by the gold label names in a sentence (``template``).
     """
 
     reasoning_path: str
     missing_reasoning: MissingReasoning = "error"
+    reasoning_control: ReasoningControl = "none"
 
     def load(self) -> KoteSplits:
         if self.missing_reasoning not in ("error", "drop"):
             raise ReasoningJoinError(
                 f"data.source.missing_reasoning must be 'error' or 'drop', got {self.missing_reasoning!r}"
             )
+        check_control(self.reasoning_control, ReasoningJoinError)  # before reading anything
         splits = self._load_all()
         by_id = self._read_records()
         joined = {name: _annotate(getattr(splits, name), by_id, self.reasoning_path)
@@ -103,9 +108,15 @@ class ReasoningSource(KoteSource):
         if missing:
             log.warning("dropped %d training rows without reasoning (%s)", len(missing), self.reasoning_path)
             summary += f"; {len(missing)} training rows without reasoning dropped"
-        sources = {**splits.sources, "reasoning": self.reasoning_path, "reasoning_rows": summary}
-        return self._subsample(replace(splits, train=train, val=joined["val"], test=joined["test"],
-                                       sources=sources))  # fmt: skip
+        sources = {
+            **splits.sources,
+            "reasoning": self.reasoning_path,
+            "reasoning_rows": summary,
+            "reasoning_control": self.reasoning_control,
+        }
+        joined_splits = replace(splits, train=train, val=joined["val"], test=joined["test"], sources=sources)
+        kept = self._subsample(joined_splits)
+        return replace(kept, train=apply_control(kept.train, self.reasoning_control, self.seed))
 
     def _read_records(self) -> dict[str, tuple[int, ReasoningRecord]]:
         """Records by ID with their line numbers (the reader rejects blank lines, so record i is line i+1)."""

@@ -1,1 +1,1 @@
-"""Metrics with validation-tuned thresholds, metrics.json, and reports."""
+"""Scoring with validation-tuned thresholds, the run records (metrics.json, predictions), reports, floors."""

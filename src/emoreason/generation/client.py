@@ -1,51 +1,61 @@
 """Calls to an OpenAI-compatible API, retried the way someone paying for them needs.
 
 The SDK's own retries are off (``max_retries=0``) so that waiting, the shared pause and cost accounting
-happen here, where they are visible:
-- transient failures (429, 5xx, 408/409, timeouts, dropped connections) are retried with exponential backoff
-  and jitter, waiting at least as long as ``Retry-After``/``retry-after-ms`` say; a 429 (or a 503 that names a
-  wait) also pauses every other caller, once, through the shared :class:`RateLimiter`;
-- failures no retry can fix (bad key, unknown model, ``insufficient_quota``, rejected parameters) raise
-  :class:`FatalAPIError` at once and stop every caller from retrying;
-- a 400 about one item's prompt (too long, policy) raises :class:`ItemRejectedError` for that item only.
+happen here, where they are visible. Every failure, online or control-plane, is classified once by
+:func:`faults.classify_error` (or, for a body that is no usable answer, by :mod:`response`):
+- transient failures are retried with exponential backoff and jitter (at most ``backoff_max_s``), waiting
+  as long as ``Retry-After``/``retry-after-ms`` say but never longer than ``max_wait_s``: a longer request
+  stops the run with "rerun later"; a 429 pauses every caller once, through the shared :class:`RateLimiter`;
+  every wait of :data:`LONG_WAIT_S` or more is logged;
+- a :class:`CircuitBreaker` stops the run when nearly every recent attempt failed the same way, naming the
+  last error (status and body);
+- fatal failures raise :class:`FatalAPIError` at once and stop every caller from retrying;
+- item failures raise :class:`ItemRejectedError` for that item only.
+Every message is redacted (:class:`faults.Redactor`) before it can reach a log, the cache or an exception.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Any, TypeVar
 
 import openai
 from openai import AsyncOpenAI
 
 from emoreason.generation.config import ChatGPTConfig
 from emoreason.generation.cost import Budget, Pricing, estimate_prompt_tokens, worst_case_usd
-from emoreason.generation.errors import FatalAPIError
-from emoreason.generation.items import ChatResult
+from emoreason.generation.errors import FatalAPIError, GenerationError, RerunLaterError
+from emoreason.generation.faults import Failure, Redactor, classify_error
 from emoreason.generation.prompt import Message
-from emoreason.generation.ratelimit import RateLimiter
+from emoreason.generation.ratelimit import SENT_AT, CircuitBreaker, RateLimiter
+from emoreason.generation.response import ChatResult, NotACompletion, Verdict, judge, parse_completion
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-ITEM_LEVEL_400_CODES = frozenset({"context_length_exceeded", "content_policy_violation", "invalid_prompt"})
-"""400s caused by one item's prompt rather than by the settings: recorded for that item, the run goes on."""
+LONG_WAIT_S = 10.0
+"""Waits at least this long are logged, so a run is never silent while it sleeps."""
+BREAKER_WINDOW = 20
+BREAKER_THRESHOLD = 0.9
+REASONING_MODEL_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+"""OpenAI model families that reject ``max_tokens`` and want ``max_completion_tokens``."""
 
-
-@dataclass(frozen=True)
-class Failure:
-    """How one failed attempt is handled: retried (transient), recorded for the item, or fatal."""
-
-    kind: Literal["transient", "item", "fatal"]
-    reason: str
-    message: str
-    retry_after_s: float | None = None
-    slow_down: bool = False
+ADVICE = {
+    "connection": "nothing answers there: check that the server is running and generator.base_url",
+    "timeout": "the server does not answer in time: raise generator.timeout_s or lower generator.concurrency",
+    "rate_limited": "lower generator.concurrency or generator.requests_per_minute/tokens_per_minute",
+    "server_error": "the server keeps failing: rerun later",
+    "unreadable_response": "generator.base_url may point at a proxy or sign-in page rather than the API",
+    "error_body": "the server or gateway answers with errors: rerun later, or check generator.base_url",
+}
 
 
 class RetriesExhaustedError(Exception):
@@ -65,7 +75,35 @@ class ItemRejectedError(Exception):
 
 
 class AbortedError(Exception):
-    """Another call hit a fatal error: this one stops instead of retrying."""
+    """Another call stopped the run (fatal error, breaker, long wait): this one stops instead of retrying."""
+
+
+class _FailedAnswer(Exception):
+    """A 200 that is no usable answer (unreadable body, error object, transient finish_reason)."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+def token_limit_param(cfg: ChatGPTConfig) -> str:
+    """``max_completion_tokens`` for OpenAI's reasoning models (they reject ``max_tokens``), else
+    ``max_tokens``, which every OpenAI-compatible server accepts; ``generator.token_limit_param`` wins."""
+    if cfg.token_limit_param != "auto":
+        return cfg.token_limit_param
+    name = cfg.model.rsplit("/", 1)[-1].lower()
+    return "max_completion_tokens" if name.startswith(REASONING_MODEL_PREFIXES) else "max_tokens"
+
+
+def request_body(cfg: ChatGPTConfig, messages: list[Message]) -> dict[str, Any]:
+    """The Chat Completions request for one item, online and in a batch file alike.
+
+    ``temperature`` is left out when null (reasoning models accept only their default).
+    """
+    body: dict[str, Any] = {"model": cfg.model, "messages": messages, token_limit_param(cfg): cfg.max_tokens}
+    if cfg.temperature is not None:
+        body["temperature"] = cfg.temperature
+    return body
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
@@ -92,67 +130,15 @@ def backoff_delay(attempt: int, base_s: float, max_s: float, rng: random.Random)
     return ceiling * rng.uniform(0.5, 1.0)
 
 
-def classify(exc: BaseException, *, where: str, model: str, what: str | None = None) -> Failure | None:
-    """The handling of an exception from the SDK; None for anything that is not an API failure (a bug).
-
-    ``what`` names the object a control-plane call addresses (a batch, a file), for a clearer 404.
-    """
-    if isinstance(exc, openai.APITimeoutError):
-        return Failure("transient", "timeout", f"no answer from {where} within the timeout")
-    if isinstance(exc, openai.APIConnectionError):
-        return Failure(
-            "transient", "connection", f"connection to {where} failed or dropped ({exc.__cause__!r})"
-        )
-    if not isinstance(exc, openai.APIStatusError):
-        return None
-    status, code, message = exc.status_code, exc.code, exc.message
-    if status == 401:
-        return Failure(
-            "fatal", "auth", f"{where} rejected OPENAI_API_KEY ({message}); export a valid key and rerun"
-        )
-    if status == 403:
-        return Failure(
-            "fatal", "permission", f"{where} denied access ({message}); check the key's project/model"
-        )
-    if status == 404 and what is not None:
-        return Failure("fatal", "not_found", f"{what} not found at {where} ({message})")
-    if status == 404:
-        return Failure(
-            "fatal",
-            "unknown_model",
-            f"model {model!r} not found at {where} ({message}); check generator.model, "
-            "or generator.base_url if this is not the server you meant",
-        )
-    if status == 429 and (code == "insufficient_quota" or exc.type == "insufficient_quota"):
-        return Failure(
-            "fatal",
-            "insufficient_quota",
-            f"{where} reports insufficient_quota ({message}): the account is out of credit or over its spend "
-            "limit. Add credit or raise the limit, then rerun: finished items are kept.",
-        )
-    retry_after = parse_retry_after(exc.response.headers)
-    if status == 429:
-        return Failure("transient", "rate_limited", message, retry_after, slow_down=True)
-    if status >= 500 or status in (408, 409):
-        return Failure(
-            "transient", "server_error", f"{status}: {message}", retry_after, retry_after is not None
-        )
-    if status == 400 and (code in ITEM_LEVEL_400_CODES or exc.param == "messages"):
-        return Failure("item", "bad_request", message)
-    return Failure(
-        "fatal",
-        "rejected",
-        f"{where} rejected the request ({status}: {message}); "
-        "check generator.model, generator.temperature and generator.max_tokens",
-    )
-
-
 @dataclass
 class CallStats:
     """Attempts made and how they went, for the summary."""
 
     requests: int = 0
     retries: Counter[str] = field(default_factory=Counter)
+    think_stripped: int = 0
+    discarded_cost_usd: float = 0.0
+    last_failure: Failure | None = None
 
 
 class ChatClient:
@@ -177,40 +163,81 @@ class ChatClient:
         self.pricing = pricing
         self.limiter = limiter
         self.stats = CallStats()
-        self.fatal: FatalAPIError | None = None
-        self._api_key = api_key
+        self.stopped: GenerationError | None = None
+        self.redact = Redactor(api_key)
+        self.breaker = CircuitBreaker(BREAKER_WINDOW, BREAKER_THRESHOLD)
         self._rng = rng or random.Random()
 
     async def close(self) -> None:
         await self.openai.close()
 
-    async def complete(self, messages: list[Message]) -> ChatResult:
+    def classify(
+        self,
+        status: int | None,
+        error: Mapping[str, Any] | str | None,
+        *,
+        retry_after_s: float | None = None,
+        what: str | None = None,
+    ) -> Failure:
+        """:func:`faults.classify_error` with this client's server, model and redaction."""
+        return classify_error(
+            status,
+            error,
+            where=self.where,
+            model=self.cfg.model,
+            redact=self.redact,
+            retry_after_s=retry_after_s,
+            what=what,
+        )
+
+    def read_answer(self, body: object, pricing: Pricing | None) -> tuple[ChatResult, Verdict] | Failure:
+        """A completion body (online reply or batch line) parsed and judged, or the failure it amounts to."""
+        try:
+            result = parse_completion(
+                body, requested_model=self.cfg.model, pricing=pricing, remove_think=self.cfg.strip_think
+            )
+        except NotACompletion as exc:
+            if exc.error is not None:
+                return self.classify(200, exc.error)
+            return Failure("transient", "unreadable_response", self.redact(str(exc)))
+        verdict = judge(result)
+        if verdict.kind == "transient":
+            self.stats.discarded_cost_usd += result.cost_usd or 0.0
+            message = self.redact(f"{verdict.detail}: {result.content!r}")
+            return Failure("transient", str(verdict.reason), message, billed_usd=result.cost_usd)
+        self.stats.think_stripped += result.think_stripped
+        return result, verdict
+
+    async def complete(self, messages: list[Message]) -> tuple[ChatResult, Verdict]:
         """One chat completion, retried; raises the errors described in the module docstring.
 
         Each attempt reserves its worst case in the budget. An attempt that timed out or lost its connection
-        may still have been billed, so it is charged at its worst case; a refused one (429, 5xx) at nothing.
+        may still have been billed, so it is charged at its worst case; a refused one (429, 5xx) at nothing;
+        an answer at its reported usage (its worst case when usage is missing), even when it is unusable.
         """
         worst = worst_case_usd(messages, self.pricing, self.cfg.max_tokens)
         limiter_tokens = estimate_prompt_tokens(messages, self.cfg.bytes_per_token) + self.cfg.max_tokens
+        body = request_body(self.cfg, messages)
 
-        async def attempt() -> ChatResult:
+        async def attempt() -> tuple[ChatResult, Verdict]:
             await self.budget.reserve(worst)
             try:
                 await self.limiter.acquire(limiter_tokens)
                 self.stats.requests += 1
-                response = await self.openai.chat.completions.create(
-                    model=self.cfg.model,
-                    messages=messages,  # type: ignore[arg-type]
-                    temperature=self.cfg.temperature,
-                    max_tokens=self.cfg.max_tokens,
-                )
+                raw = await self.openai.chat.completions.with_raw_response.create(**body)
             except BaseException as exc:
                 maybe_billed = isinstance(exc, openai.APIConnectionError)
                 await self.budget.settle(worst, worst if maybe_billed else 0.0)
                 raise
-            result = ChatResult.from_completion(response, self.pricing, self.cfg.model)
-            await self.budget.settle(worst, worst if result.cost_usd is None else result.cost_usd)
-            return result
+            answer = self.read_answer(raw.content, self.pricing)
+            if isinstance(answer, Failure):
+                billed = answer.billed_usd
+                await self.budget.settle(worst, worst if billed is None else billed)
+                raise _FailedAnswer(answer)
+            result = answer[0]
+            charged = worst if result.cost_usd is None else result.cost_usd
+            await self.budget.settle(worst, charged)
+            return answer
 
         return await self._with_retries(attempt)
 
@@ -218,34 +245,84 @@ class ChatClient:
         """A control-plane call (file upload, batch poll...), retried like a completion but free of budget."""
         return await self._with_retries(make_call, what=what)
 
+    def _failure_of(self, exc: openai.OpenAIError, what: str | None) -> Failure | None:
+        if isinstance(exc, openai.APITimeoutError):
+            return Failure("transient", "timeout", f"no answer from {self.where} within generator.timeout_s")
+        if isinstance(exc, openai.APIConnectionError):
+            cause = self.redact(repr(exc.__cause__))
+            return Failure(
+                "transient", "connection", f"connection to {self.where} failed or dropped ({cause})"
+            )
+        if not isinstance(exc, openai.APIStatusError):
+            return None
+        error = exc.body if isinstance(exc.body, Mapping | str) else exc.message
+        retry_after = parse_retry_after(exc.response.headers)
+        return self.classify(exc.status_code, error, retry_after_s=retry_after, what=what)
+
+    def stop(self, error: GenerationError) -> GenerationError:
+        """Stop every caller (the first reason wins) and return the reason."""
+        self.stopped = self.stopped or error
+        return self.stopped
+
     async def _with_retries(self, attempt: Callable[[], Awaitable[T]], what: str | None = None) -> T:
         failure: Failure | None = None
         for number in range(self.cfg.max_retries + 1):
-            if self.fatal is not None:
-                raise AbortedError(str(self.fatal))
+            if self.stopped is not None:
+                raise AbortedError(str(self.stopped))
+            SENT_AT.set(self.limiter.now())
             try:
-                return await attempt()
+                result = await attempt()
+            except _FailedAnswer as exc:
+                failure = exc.failure
             except openai.OpenAIError as exc:
-                failure = classify(exc, where=self.where, model=self.cfg.model, what=what)
+                failure = self._failure_of(exc, what)
                 if failure is None:
                     raise
+            else:
+                self.breaker.record(None)
+                return result
+            self.stats.last_failure = failure
             if failure.kind == "fatal":
-                self.fatal = self.fatal or FatalAPIError(self._redact(failure.message))
-                raise self.fatal
+                raise self.stop(FatalAPIError(failure.message))
             if failure.kind == "item":
+                self.breaker.record(None)  # the server works; this one request cannot
                 raise ItemRejectedError(failure)
+            if self.breaker.record(failure.reason):
+                raise self.stop(self._tripped(failure))
             if number == self.cfg.max_retries:
                 break
-            delay = backoff_delay(number, self.cfg.backoff_base_s, self.cfg.backoff_max_s, self._rng)
-            if failure.retry_after_s is not None:
-                delay = failure.retry_after_s * self._rng.uniform(1.0, 1.1)
-            if failure.slow_down:
-                self.limiter.pause(delay)
-            self.stats.retries[failure.reason] += 1
-            await asyncio.sleep(delay)
+            await self._wait(number, failure)
         assert failure is not None
         raise RetriesExhaustedError(failure)
 
-    def _redact(self, message: str) -> str:
-        """Never let the key reach a log, even if a server echoes it back."""
-        return message.replace(self._api_key, "***") if self._api_key else message
+    def _tripped(self, failure: Failure) -> FatalAPIError:
+        advice = ADVICE.get(failure.reason, "rerun later")
+        return FatalAPIError(
+            f"stopped: at least {BREAKER_THRESHOLD:.0%} of the last {BREAKER_WINDOW} calls to {self.where} "
+            f"failed the same way ({failure.reason}); last error: {failure.message}; {advice}. "
+            "Finished items are kept: rerun the same command to continue."
+        )
+
+    async def _wait(self, number: int, failure: Failure) -> None:
+        """Back off before retry ``number + 1``; a 429 makes it one pause shared by every caller."""
+        asked = failure.retry_after_s
+        if asked is not None and asked > self.cfg.max_wait_s:
+            raise self.stop(
+                RerunLaterError(
+                    f"{self.where} asks to wait {asked / 60:.0f} min (Retry-After {asked:.0f} s, "
+                    f"{failure.reason}: {failure.message}), more than generator.max_wait_s="
+                    f"{self.cfg.max_wait_s:g}: rerun later (finished items are kept), or raise "
+                    "generator.max_wait_s"
+                )
+            )
+        delay = backoff_delay(number, self.cfg.backoff_base_s, self.cfg.backoff_max_s, self._rng)
+        if asked is not None:
+            delay = min(asked * self._rng.uniform(1.0, 1.1), self.cfg.max_wait_s)
+        self.stats.retries[failure.reason] += 1
+        if delay >= LONG_WAIT_S:
+            log.warning("waiting %.0f s before retrying (%s: %s)", delay, failure.reason, failure.message)
+        if failure.slow_down:
+            self.limiter.pause(delay, SENT_AT.get())
+            await self.limiter.wait_pause()
+        else:
+            await asyncio.sleep(delay)

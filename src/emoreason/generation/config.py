@@ -54,8 +54,10 @@ class ChatGPTConfig:
     model: str = "gpt-4o-mini"
     base_url: str | None = None
     mode: Mode = Mode.online
-    temperature: float = 0.7
+    temperature: float | None = 0.7
     max_tokens: int = 512
+    token_limit_param: str = "auto"
+    strip_think: bool = True
     concurrency: int = 16
     requests_per_minute: float | None = None
     tokens_per_minute: float | None = None
@@ -63,6 +65,7 @@ class ChatGPTConfig:
     max_retries: int = 6
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0
+    max_wait_s: float = 120.0
     retry_failed: bool = False
     expected_output_tokens: int = 200
     bytes_per_token: float = 4.0
@@ -70,15 +73,48 @@ class ChatGPTConfig:
     batch_discount: float = 0.5
     batch_poll_s: float = 30.0
     batch_wait: bool = True
+    batch_max_requests: int = 50_000
+    batch_max_tokens: int | None = 2_000_000
 
     def __post_init__(self) -> None:
         _check(bool(self.model.strip()), "generator.model", "must name a model", self.model)
-        _check(0.0 <= self.temperature <= 2.0, "generator.temperature", "must be in [0, 2]", self.temperature)
+        _check(
+            self.temperature is None or 0.0 <= self.temperature <= 2.0,
+            "generator.temperature",
+            "must be in [0, 2], or null to leave it out (reasoning models accept only their default)",
+            self.temperature,
+        )
+        params = ("auto", "max_tokens", "max_completion_tokens")
+        _check(
+            self.token_limit_param in params,
+            "generator.token_limit_param",
+            f"must be one of {params}",
+            self.token_limit_param,
+        )
+        _check(
+            1 <= self.batch_max_requests <= 50_000,
+            "generator.batch_max_requests",
+            "must be in [1, 50000] (the Batch API's limit)",
+            self.batch_max_requests,
+        )
+        _check(
+            self.batch_max_tokens is None or self.batch_max_tokens >= 1,
+            "generator.batch_max_tokens",
+            "must be a positive integer, or null for no limit",
+            self.batch_max_tokens,
+        )
         for key in ("max_tokens", "concurrency", "expected_output_tokens"):
             value = getattr(self, key)
             _check(value >= 1, f"generator.{key}", "must be a positive integer", value)
         _check(self.max_retries >= 0, "generator.max_retries", "must be ≥ 0", self.max_retries)
-        for key in ("timeout_s", "backoff_base_s", "backoff_max_s", "bytes_per_token", "batch_poll_s"):
+        for key in (
+            "timeout_s",
+            "backoff_base_s",
+            "backoff_max_s",
+            "max_wait_s",
+            "bytes_per_token",
+            "batch_poll_s",
+        ):
             value = getattr(self, key)
             _check(math.isfinite(value) and value > 0, f"generator.{key}", "must be a positive number", value)
         for key in ("requests_per_minute", "tokens_per_minute"):

@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import openai
-
 from emoreason.data.kote import KoteRow
-from emoreason.data.reasoning import ReasoningRecord, Usage
-from emoreason.generation.cost import Pricing
+from emoreason.data.reasoning import ReasoningRecord
 from emoreason.generation.prompt import Message, PromptTemplate
+from emoreason.generation.response import ChatResult, Verdict
 from emoreason.generation.store import CacheEntry, cache_key
 from emoreason.labels import label_names
 
@@ -23,43 +21,8 @@ class WorkItem:
     key: str
 
 
-@dataclass(frozen=True)
-class ChatResult:
-    """What one successful call returned; ``cost_usd`` is None when the model has no price or no usage."""
-
-    content: str | None
-    refusal: str | None
-    finish_reason: str | None
-    model: str
-    usage: Usage | None
-    cost_usd: float | None
-
-    @classmethod
-    def from_completion(
-        cls, response: openai.types.chat.ChatCompletion, pricing: Pricing | None, requested_model: str
-    ) -> ChatResult:
-        """Read a Chat Completions response (online, or one line of a batch output file)."""
-        choice = response.choices[0] if response.choices else None
-        message = choice.message if choice else None
-        usage = None
-        if response.usage is not None:
-            u = response.usage
-            usage = Usage(u.prompt_tokens, u.completion_tokens, u.total_tokens)
-        cost = None
-        if usage is not None and pricing is not None:
-            cost = pricing.cost(usage.prompt_tokens, usage.completion_tokens)
-        return cls(
-            content=message.content if message else None,
-            refusal=getattr(message, "refusal", None),
-            finish_reason=choice.finish_reason if choice else None,
-            model=response.model or requested_model,
-            usage=usage,
-            cost_usd=cost,
-        )
-
-
 def build_items(
-    rows: Sequence[KoteRow], prompt: PromptTemplate, *, model: str, temperature: float
+    rows: Sequence[KoteRow], prompt: PromptTemplate, *, model: str, temperature: float | None
 ) -> list[WorkItem]:
     """Render every prompt and key every call (no network: this is all ``dry_run`` needs)."""
     items = []
@@ -85,31 +48,22 @@ def _record(
     )
 
 
-def entry_from_result(item: WorkItem, result: ChatResult, prompt_version: str, mode: str) -> CacheEntry:
+def entry_from_result(
+    item: WorkItem, result: ChatResult, verdict: Verdict, prompt_version: str, mode: str
+) -> CacheEntry:
     """A finished call as a cache entry: reasoning, or a failure that would repeat if called again.
 
-    Truncation (``finish_reason=length``), refusals, content filtering and empty answers were paid for and
-    are recorded, with whatever text came back, instead of being retried blindly.
+    ``verdict`` (from :func:`response.judge`) is ``ok`` or ``recorded``: a transient answer is never stored.
+    Recorded failures (truncated, refused, filtered, empty, unknown finish_reason) were paid for and keep
+    whatever text came back, instead of being retried blindly.
     """
-    content = (result.content or "").strip()
-    reason, detail = None, None
-    if result.refusal:
-        reason, detail = "refusal", result.refusal
-    elif result.finish_reason == "length":
-        reason, detail = (
-            "truncated",
-            "finish_reason=length: raise generator.max_tokens, then retry_failed=true",
-        )
-    elif result.finish_reason == "content_filter":
-        reason, detail = "content_filter", "the provider's content filter stopped the answer"
-    elif not content:
-        reason, detail = "empty", f"empty answer (finish_reason={result.finish_reason})"
+    ok = verdict.kind == "ok"
     return CacheEntry(
         key=item.key,
-        status="ok" if reason is None else "failed",
-        record=_record(item, content, result, prompt_version),
-        reason=reason,
-        detail=detail,
+        status="ok" if ok else "failed",
+        record=_record(item, (result.content or "").strip(), result, prompt_version),
+        reason=verdict.reason,
+        detail=verdict.detail,
         cost_usd=result.cost_usd,
         mode=mode,
     )

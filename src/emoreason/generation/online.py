@@ -6,7 +6,7 @@ import asyncio
 
 from emoreason.generation.client import AbortedError, ChatClient, ItemRejectedError, RetriesExhaustedError
 from emoreason.generation.cost import BudgetExhaustedError
-from emoreason.generation.errors import FatalAPIError
+from emoreason.generation.errors import GenerationError
 from emoreason.generation.items import WorkItem, entry_from_result, rejected_entry
 from emoreason.generation.report import ProgressBar
 from emoreason.generation.store import CacheEntry, GenerationCache
@@ -24,7 +24,8 @@ async def run_online(
 
     The unresolved reasons are a transient failure's (``rate_limited``, ``timeout``...: retried by a rerun),
     ``budget`` (not started: the next call would not fit under ``max_cost_usd``) or ``aborted`` (not started
-    or not retried after a fatal error). Calls already in flight when the budget runs out or a fatal error
+    or not retried after the run was stopped: a fatal error, the circuit breaker, a wait over
+    ``max_wait_s``). Calls already in flight when the budget runs out or a fatal error
     occurs are allowed to finish, so work that is paid for is kept.
     """
     stored: list[CacheEntry] = []
@@ -33,15 +34,15 @@ async def run_online(
 
     async def worker() -> None:
         for item in queue:
-            if client.fatal is not None or client.budget.exhausted:
-                unresolved[item.key] = "aborted" if client.fatal is not None else "budget"
+            if client.stopped is not None or client.budget.exhausted:
+                unresolved[item.key] = "aborted" if client.stopped is not None else "budget"
                 continue
             try:
-                result = await client.complete(item.messages)
+                result, verdict = await client.complete(item.messages)
             except BudgetExhaustedError:
                 unresolved[item.key] = "budget"
                 continue
-            except (FatalAPIError, AbortedError):
+            except (GenerationError, AbortedError):
                 unresolved[item.key] = "aborted"
                 continue
             except RetriesExhaustedError as exc:
@@ -51,7 +52,7 @@ async def run_online(
             except ItemRejectedError as exc:
                 entry = rejected_entry(item, exc.reason, str(exc), prompt_version, "online")
             else:
-                entry = entry_from_result(item, result, prompt_version, "online")
+                entry = entry_from_result(item, result, verdict, prompt_version, "online")
             await cache.append(entry)
             stored.append(entry)
             progress.advance(entry.cost_usd)

@@ -1,4 +1,5 @@
-"""Client-side requests/min and tokens/min limits, and the shared pause after the server says slow down.
+"""Client-side requests/min and tokens/min limits, the shared pause after the server says slow down, and the
+circuit breaker that ends a run whose server fails every call.
 
 Providers enforce per-minute limits over short windows (OpenAI: "60,000 requests/minute may be enforced as
 1,000 requests/second"), so each limit is a token bucket that holds one second's worth and refills
@@ -10,9 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter, deque
 from collections.abc import Callable
+from contextvars import ContextVar
 
 BURST_SECONDS = 1.0
+
+SENT_AT: ContextVar[float] = ContextVar("SENT_AT", default=0.0)
+"""When the current task's last request left (set by :meth:`RateLimiter.acquire`): decides whether a 429
+belongs to a pause already in force."""
 
 
 class TokenBucket:
@@ -46,10 +53,30 @@ class RateLimiter:
         self._requests = None if requests_per_minute is None else TokenBucket(requests_per_minute, clock)
         self._tokens = None if tokens_per_minute is None else TokenBucket(tokens_per_minute, clock)
         self.paused_until = 0.0
+        self.pause_started = float("-inf")
+        self.pauses = 0
 
-    def pause(self, seconds: float) -> None:
-        """Hold every caller back for ``seconds`` from now (extends, never shortens, a pause in force)."""
-        self.paused_until = max(self.paused_until, self._clock() + seconds)
+    def now(self) -> float:
+        return self._clock()
+
+    def pause(self, seconds: float, sent_at: float) -> None:
+        """Hold every caller back for ``seconds`` from now, for a slow-down answer to a request sent at
+        ``sent_at``.
+
+        Pauses coalesce: a request that was already in flight when a pause began was answered under that
+        pause's cause, so its 429 waits out the pause in force instead of starting another one after it.
+        Without this, N calls in flight turn one server hiccup into N back-to-back pauses.
+        """
+        if sent_at <= self.pause_started:
+            return
+        self.pause_started = self._clock()
+        self.paused_until = max(self.paused_until, self.pause_started + seconds)
+        self.pauses += 1
+
+    async def wait_pause(self) -> None:
+        """Return once no pause is in force."""
+        while (pause := self.paused_until - self._clock()) > 0:
+            await asyncio.sleep(pause)
 
     def reserve(self, tokens: int) -> float:
         """Debit one request of ``tokens`` and return the wait the limits impose on it."""
@@ -62,8 +89,32 @@ class RateLimiter:
 
     async def acquire(self, tokens: int) -> None:
         """Wait out any pause, then the limits, before one request of ``tokens`` (prompt + max output)."""
-        while (pause := self.paused_until - self._clock()) > 0:
-            await asyncio.sleep(pause)
+        await self.wait_pause()
         delay = self.reserve(tokens)
         if delay > 0:
             await asyncio.sleep(delay)
+        SENT_AT.set(self._clock())
+
+
+class CircuitBreaker:
+    """Stops a run when (nearly) every recent attempt failed the same way, instead of retrying for hours.
+
+    It looks at the last ``window`` attempts of the whole run (every worker, control-plane calls too) and
+    trips when at least ``threshold`` of them failed with one and the same transient reason. With the
+    defaults (20 attempts, 0.9) a server failing 10% of calls at random trips it with probability below
+    1e-15 per window; a server that is down, or answers every call with a 502 or a sign-in page, trips it
+    after 20 attempts (seconds, with the default backoff).
+    """
+
+    def __init__(self, window: int, threshold: float) -> None:
+        self.window = window
+        self.threshold = threshold
+        self._recent: deque[str | None] = deque(maxlen=window)
+
+    def record(self, reason: str | None) -> bool:
+        """Note one attempt (``None``: it got an answer); True when the breaker trips on it."""
+        self._recent.append(reason)
+        if len(self._recent) < self.window:
+            return False
+        counts = Counter(r for r in self._recent if r is not None)
+        return bool(counts) and counts.most_common(1)[0][1] >= self.threshold * self.window

@@ -22,8 +22,9 @@ from rich.console import Console
 
 from emoreason.data.kote import KoteDownloadError, KoteFormatError, KoteRow
 from emoreason.data.reasoning import ReasoningRecord, write_reasoning_jsonl
+from emoreason.data.reasoning_stats import write_generation_card
 from emoreason.data.sampling import load_splits, seed_sample
-from emoreason.generation.batch import BatchRunner
+from emoreason.generation.batch import BatchRunner, state_path
 from emoreason.generation.cached import serve_cached
 from emoreason.generation.client import ChatClient
 from emoreason.generation.config import CachedConfig, ChatGPTConfig, GenerateConfig, Mode, load_config
@@ -34,13 +35,21 @@ from emoreason.generation.cost import (
     estimate_prompt_tokens,
     worst_case_usd,
 )
-from emoreason.generation.errors import ConfigError, FatalAPIError, GenerationError
+from emoreason.generation.errors import ConfigError, GenerationError
 from emoreason.generation.items import WorkItem, build_items
 from emoreason.generation.online import run_online
 from emoreason.generation.prompt import PromptTemplate
 from emoreason.generation.ratelimit import RateLimiter
-from emoreason.generation.report import ProgressBar, call_totals, item_outcomes, summary_table
+from emoreason.generation.report import (
+    ProgressBar,
+    call_totals,
+    dataset_cost,
+    item_outcomes,
+    next_step,
+    summary_table,
+)
 from emoreason.generation.store import CacheEntry, GenerationCache, read_entries
+from emoreason.io import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -127,13 +136,14 @@ def _dry_run(
         "estimated_cost_usd": round(pricing.cost(expected_prompt, expected_output), 4) if priced else None,
         "worst_case_cost_usd": round(sum(worst), 4) if priced else None,
         "calls_within_max_cost": affordable(worst, settings.max_cost_usd),
-        "complete": False,
+        # A plan is complete when every call it needs fits under max_cost_usd: `dry_run=true && ...` works.
+        "complete": affordable(worst, settings.max_cost_usd) == len(pending),
     }
 
 
 async def _call_api(
     items: list[WorkItem], g: ChatGPTConfig, settings: GenerateConfig, prompt: PromptTemplate
-) -> tuple[dict[str, Any], FatalAPIError | None]:
+) -> tuple[dict[str, Any], GenerationError | None]:
     api_key = require_api_key()
     with GenerationCache(settings.cache_path) as cache:
         before = dict(cache.entries)
@@ -167,16 +177,18 @@ async def _call_api(
         **item_outcomes([i.key for i in items], before, after, unresolved),
         "requests": client.stats.requests,
         "retries": dict(client.stats.retries),
-        **call_totals(stored),
-        "dataset_cost_usd": round(
-            sum(after[k].cost_usd or 0.0 for k in {i.key for i in items} if k in after), 6
-        ),
+        **call_totals(stored, client.stats.discarded_cost_usd),
+        "dataset_cost_usd": dataset_cost([after[k] for k in {i.key for i in items} if k in after]),
+        "think_blocks_stripped": client.stats.think_stripped,
         **({"batches": batches} if batches else {}),
         "cache": str(cache.path),
     }
+    last = client.stats.last_failure
+    if last is not None and summary["completed"] < len(items):
+        summary["last_error"] = f"{last.reason}: {last.message}"
     summary["output"] = _write_dataset(settings.output, records)
     summary["complete"] = summary["completed"] == len(items)
-    return summary, client.fatal
+    return summary, client.stopped
 
 
 def _write_dataset(output: str, records: list[ReasoningRecord]) -> str | None:
@@ -186,11 +198,59 @@ def _write_dataset(output: str, records: list[ReasoningRecord]) -> str | None:
     return str(write_reasoning_jsonl(output, records))
 
 
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one file: equal once resolved (symlinks, ``..``), or hard links to it."""
+    first, second = Path(a).expanduser(), Path(b).expanduser()
+    if first.resolve() == second.resolve():
+        return True
+    return first.exists() and second.exists() and os.path.samefile(first, second)
+
+
+def refuse_overwrites(settings: GenerateConfig) -> None:
+    """Stop before anything runs if a file this run writes is one it reads (or its own cache).
+
+    ``generator=cached generator.source=$KOTE_REASONING_PATH`` with ``output`` pointing at the same file
+    would replace a 1,000-record dataset by the few records sampled; nothing a run writes may be its input.
+    """
+    inputs: dict[str, str] = {}
+    g = settings.generator
+    if isinstance(g, CachedConfig):
+        inputs["generator.source"] = g.source
+    else:
+        inputs["cache_path"] = settings.cache_path
+        inputs["the batch state beside cache_path"] = str(state_path(Path(settings.cache_path)))
+    kote = Path(settings.kote_dir)
+    if kote.is_dir():
+        inputs |= {
+            f"a KOTE file in kote_dir ({p.name})": str(p) for p in sorted(kote.iterdir()) if p.is_file()
+        }
+    outputs = {"output": settings.output, "summary_path": settings.summary_path}
+    for out_key, out in outputs.items():
+        if out is None:
+            continue
+        for in_key, source in inputs.items():
+            if _same_file(out, source):
+                raise ConfigError(
+                    f"{out_key}: {out} is {in_key}; writing it would destroy that input. Give {out_key} a "
+                    f"new file (e.g. {out_key}=data/generated/reasoning.jsonl)"
+                )
+    if settings.summary_path is not None and _same_file(settings.output, settings.summary_path):
+        raise ConfigError(f"summary_path: {settings.summary_path} is also output; give them different files")
+
+
+def price_override(model: str) -> str:
+    """A Hydra override that adds a price for ``model``, whatever characters its name holds.
+
+    ``generator.prices.<model>.input=`` cannot work for names with ``.`` (a key separator) or ``:``; a dict
+    merged with ``++`` can, with Hydra's escapes for the characters its override grammar reserves.
+    """
+    escaped = "".join(f"\\{c}" if c in "\\()[]{}:=, \t" else c for c in model)
+    return f"'++generator.prices={{{escaped}:{{input:0.0,output:0.0}}}}'"
+
+
 def _report(summary: dict[str, Any], settings: GenerateConfig) -> None:
     if settings.summary_path:
-        path = Path(settings.summary_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        write_json_atomic(settings.summary_path, summary)
     log.info("summary: %s", json.dumps(summary, ensure_ascii=False))
     if settings.progress:
         Console(stderr=True).print(summary_table(summary))
@@ -209,11 +269,12 @@ def generate(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     g = settings.generator
     if isinstance(g, ChatGPTConfig) and settings.max_cost_usd is not None and g.model not in g.prices:
         raise ConfigError(
-            f"max_cost_usd needs a price for {g.model!r}: add generator.prices.{g.model}.input/output "
-            "(USD per 1M tokens)"
+            f"max_cost_usd needs a price for {g.model!r}: add {price_override(g.model)} with its USD per 1M "
+            "input and output tokens in place of 0.0, or leave max_cost_usd out"
         )
+    refuse_overwrites(settings)
     rows = sample_rows(settings)
-    fatal: FatalAPIError | None = None
+    fatal: GenerationError | None = None
     summary: dict[str, Any] = {"generator": g.name, "dry_run": settings.dry_run}
     if isinstance(g, CachedConfig):
         records, missing = serve_cached(rows, g)
@@ -235,7 +296,10 @@ def generate(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
             result, fatal = asyncio.run(_call_api(items, g, settings, prompt))
             summary |= result
     summary["wall_s"] = round(time.monotonic() - started, 2)
+    if not summary["complete"]:
+        summary["next_step"] = next_step(summary)
     _report(summary, settings)
+    write_generation_card(summary, f"System:\n{prompt.system}\n\nUser:\n{prompt.user}")
     if fatal is not None:
         raise fatal
     return summary

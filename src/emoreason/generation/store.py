@@ -27,6 +27,7 @@ from typing import Any, Literal
 from emoreason.data.reasoning import ReasoningFormatError, ReasoningRecord
 from emoreason.generation.errors import CacheError
 from emoreason.generation.prompt import PromptTemplate
+from emoreason.generation.response import encodable, normalise_usage
 from emoreason.io import fsync_dir, iter_jsonl
 
 log = logging.getLogger(__name__)
@@ -35,19 +36,20 @@ Status = Literal["ok", "failed"]
 
 
 def cache_key(
-    *, model: str, prompt: PromptTemplate, temperature: float, text: str, labels: tuple[str, ...]
+    *, model: str, prompt: PromptTemplate, temperature: float | None, text: str, labels: tuple[str, ...]
 ) -> str:
     """The identity of one call: everything that shapes its answer, hashed.
 
     ``max_tokens`` is left out on purpose: it cannot change an answer that finished, it only truncates, and a
     truncated answer is stored as a failure. So raising it and rerunning with ``retry_failed=true`` redoes the
-    truncated items only, instead of paying again for every finished one.
+    truncated items only, instead of paying again for every finished one. ``temperature`` None (left out of
+    the request, the server's default) keys differently from any number.
     """
     payload = {
         "model": model,
         "prompt": prompt.fingerprint,
         "prompt_version": prompt.version,
-        "temperature": float(temperature),
+        "temperature": None if temperature is None else float(temperature),
         "text": text,
         "labels": list(labels),
     }
@@ -91,6 +93,9 @@ class CacheEntry:
         ):
             raise ReasoningFormatError(f"{where}: not a cache entry (needs 'key' and 'status' ok|failed)")
         ok = obj["status"] == "ok"
+        if isinstance(obj.get("usage"), dict):  # written before usage was normalised (total_tokens: null)
+            usage = normalise_usage(obj["usage"])
+            obj = {**obj, "usage": None if usage is None else usage.to_json()}
         return cls(
             key=obj["key"],
             status=obj["status"],
@@ -138,7 +143,7 @@ class GenerationCache:
 
     def __enter__(self) -> GenerationCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)  # the umask decides
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -188,7 +193,7 @@ class GenerationCache:
 
     async def append(self, entry: CacheEntry) -> None:
         """Append one entry and return once it is on disk (the fsync runs off the event loop)."""
-        line = json.dumps(entry.to_json(), ensure_ascii=False) + "\n"
+        line = encodable(json.dumps(entry.to_json(), ensure_ascii=False)) + "\n"
         self._write(line.encode("utf-8"))
         assert self._fd is not None
         await asyncio.to_thread(os.fsync, self._fd)

@@ -22,7 +22,8 @@ Two score modes (``inference``):
   With G the parsed greedy set, label l scores σ(log P(G ∪ {l}) − log P(G ∖ {l})): the model's own
   sequence likelihood of the label line with l against without it, the rest held at its choice. That
   respects the canonical order (a first-slot probability would rank late labels low) and costs 45
-  teacher-forced label lines per comment after the greedy pass. Rows without a parsable label score 0;
+  teacher-forced label lines per comment after the greedy pass, scored over one cached run of the prompt
+  (:mod:`emoreason.models.continuations`). Rows without a parsable label score 0;
   the empty set has probability 0 (every KOTE comment has at least one label, 없음 included).
 """
 
@@ -30,10 +31,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar, Literal
 
 import torch
-from torch import distributed as dist
 from torch import nn
 from torch.nn import functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, StoppingCriteria, StoppingCriteriaList
@@ -41,8 +42,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, StoppingCrite
 from emoreason.data.kote import KoteRow
 from emoreason.labels import NUM_LABELS, multi_hot, parse_labels, render_labels
 from emoreason.models.backbones import NetworkSource
+from emoreason.models.continuations import continuation_logprobs, partitioned_across_ranks
 from emoreason.models.heads import position_ids
-from emoreason.training.module import MethodScores
+from emoreason.models.scores import MethodScores
 
 Batch = dict[str, torch.Tensor]
 Segment = Literal["labels", "reasoning"]
@@ -252,6 +254,11 @@ def greedy_generate(model: CausalLM, batch: Batch, task: Task, max_new_tokens: i
     return generations
 
 
+def decode_lines(tokenizer: PreTrainedTokenizerBase, rows: list[list[int]]) -> list[str]:
+    """Each generated row as text, special tokens dropped and the closing newline stripped."""
+    return [text.rstrip() for text in tokenizer.batch_decode(rows, skip_special_tokens=True)]
+
+
 def cut_at_stop(ids: Sequence[int], pieces: Pieces, newline: set[int], lines: int) -> tuple[list[int], int]:
     """A generated row up to where decoding stops (EOS, or the ``lines``-th line end), and the tokens spent.
 
@@ -265,50 +272,6 @@ def cut_at_stop(ids: Sequence[int], pieces: Pieces, newline: set[int], lines: in
         if seen >= lines:
             return list(ids[: i + 1]), i + 1
     return list(ids), len(ids)
-
-
-def partitioned_across_ranks(model: nn.Module) -> bool:
-    """Whether ``model``'s parameters are DeepSpeed ZeRO-3 partitions spread over several ranks.
-
-    Then every forward gathers parameters from all ranks (a collective), so all ranks must run the same
-    number of forwards or the ones that ran more wait forever: generation keeps stepping until every rank
-    is done (Hugging Face's ``synced_gpus``, which it only switches on by itself under its own Trainer) and
-    teacher-forced scoring pads its number of passes to the busiest rank's.
-    """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return False
-    return any(hasattr(p, "ds_id") for p in model.parameters())
-
-
-def continuation_logprobs(
-    model: CausalLM, pairs: Sequence[tuple[list[int], list[int]]], batch_size: int
-) -> torch.Tensor:
-    """Sum of log P(continuation | prefix) per (prefix, continuation) pair, ``batch_size`` pairs a pass."""
-    device = model.newline_tokens.device
-    chunks = [pairs[start : start + batch_size] for start in range(0, len(pairs), batch_size)]
-    idle_passes = 0
-    if partitioned_across_ranks(model):  # agree on the pass count before any pass: each one is a collective
-        passes = torch.tensor(len(chunks), device=device)
-        dist.all_reduce(passes, op=dist.ReduceOp.MAX)
-        idle_passes = int(passes) - len(chunks)
-    totals = [torch.zeros(0, device=device)]
-    for chunk in chunks:
-        width = max(len(p) + len(c) for p, c in chunk)
-        ids = torch.full((len(chunk), width), model.pieces.pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        scored = torch.zeros_like(ids, dtype=torch.bool)
-        for row, (prefix, cont) in enumerate(chunk):
-            ids[row, : len(prefix) + len(cont)] = torch.tensor(prefix + cont)
-            mask[row, : len(prefix) + len(cont)] = 1
-            scored[row, len(prefix) : len(prefix) + len(cont)] = True
-        ids, mask, scored = ids.to(device), mask.to(device), scored.to(device)
-        logprobs = torch.log_softmax(model(ids, mask)[:, :-1].float(), dim=-1)
-        token_logprobs = logprobs.gather(-1, ids[:, 1:, None]).squeeze(-1)
-        totals.append((token_logprobs * scored[:, 1:]).sum(-1))
-    one_token = torch.ones(1, 1, dtype=torch.long, device=device)
-    for _ in range(idle_passes):  # forwards whose parameter gathers the busier ranks wait for
-        model(one_token * model.pieces.pad_id, one_token)
-    return torch.cat(totals)
 
 
 def flip_scores(
@@ -373,6 +336,8 @@ class GenerativeMethod:
     padding_side: ClassVar[str] = "left"
     eval_loss: ClassVar[bool] = False
     """Evaluation batches hold prompts only: there is no reasoning at inference to build a target from."""
+    diagnostic_names: ClassVar[tuple[str, ...]] = ("unparseable_rate", "generated_tokens")
+    """The per-row figures :meth:`detailed_scores` returns, logged as ``val/<name>`` (monitorable)."""
 
     def task_weights(self) -> tuple[float, ...]:
         return (1.0,)
@@ -442,8 +407,8 @@ class GenerativeMethod:
             "unparseable_rate": torch.tensor([not g.parsed for g in generations], device=device),
             "generated_tokens": torch.tensor([g.generated_tokens for g in generations], device=device),
         }
-        texts = model.pieces.tokenizer.batch_decode([g.ids for g in generations], skip_special_tokens=True)
-        return MethodScores(scores.to(device), diagnostics, [text.rstrip() for text in texts])
+        decode = partial(decode_lines, model.pieces.tokenizer, [g.ids for g in generations])
+        return MethodScores(scores.to(device), diagnostics, decode)
 
     def scores(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         return self.detailed_scores(model, batch).scores

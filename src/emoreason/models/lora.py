@@ -38,6 +38,18 @@ class LoraSettings:
     dropout: float = 0.05
     target_modules: list[str] = field(default_factory=lambda: list(GPT_NEOX_TARGETS))
 
+    def peft_config(self, base_model: str | None = None, revision: str | None = None) -> LoraConfig:
+        """PEFT's config for these settings; ``base_model``/``revision`` name the Hub model it adapts."""
+        return LoraConfig(
+            r=self.r,
+            lora_alpha=self.alpha,
+            lora_dropout=self.dropout,
+            target_modules=list(self.target_modules),
+            bias="none",
+            base_model_name_or_path=base_model,
+            revision=revision,
+        )
+
     def inject(self, network: PreTrainedModel) -> PreTrainedModel:
         """Add adapters to ``network`` in place and freeze every other weight of it."""
         output = network.get_output_embeddings()
@@ -48,15 +60,8 @@ class LoraSettings:
                 f"lora.target_modules {adapted_output} would adapt the output embedding {output_names}: "
                 "it stays frozen (a vocabulary-sized adapter buys nothing for label names); remove it"
             )
-        config = LoraConfig(
-            r=self.r,
-            lora_alpha=self.alpha,
-            lora_dropout=self.dropout,
-            target_modules=list(self.target_modules),
-            bias="none",
-        )
         try:
-            return inject_adapter_in_model(config, network)
+            return inject_adapter_in_model(self.peft_config(), network)
         except ValueError as exc:
             raise LoraConfigError(
                 f"lora.target_modules={list(self.target_modules)} do not fit {type(network).__name__} "

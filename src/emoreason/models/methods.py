@@ -59,9 +59,13 @@ class ClassifierMethod:
 
     def loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         logits = model(batch["input_ids"], batch["attention_mask"])
-        loss = F.binary_cross_entropy_with_logits(logits.float(), batch["targets"])
-        return loss, {}
+        return F.binary_cross_entropy_with_logits(logits.float(), batch["targets"]), {}
 
     def scores(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         """Per-label probabilities in [0, 1], shape (batch, 44)."""
         return torch.sigmoid(model(batch["input_ids"], batch["attention_mask"]).float())
+
+    def loss_and_scores(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`loss` and :meth:`scores` from one forward: validation needs both of the same logits."""
+        logits = model(batch["input_ids"], batch["attention_mask"]).float()
+        return F.binary_cross_entropy_with_logits(logits, batch["targets"]), torch.sigmoid(logits)

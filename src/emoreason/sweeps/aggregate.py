@@ -11,16 +11,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emoreason.sweeps.collect import JobResult
-from emoreason.sweeps.overrides import split_override
+from emoreason.training.overrides import split_override
 
-METRICS: dict[str, tuple[str, str, str]] = {
+METRICS: dict[str, tuple[str, ...]] = {
     "test_macro_f1": ("test", "tuned", "macro_f1"),
     "test_micro_f1": ("test", "tuned", "micro_f1"),
     "test_weighted_f1": ("test", "tuned", "weighted_f1"),
     "test_macro_f1@0.5": ("test", "at_0.5", "macro_f1"),
+    "test_macro_f1@0.3": ("test", "at_0.3", "macro_f1"),
+    "test_micro_f1@0.3": ("test", "at_0.3", "micro_f1"),
+    "test_macro_auroc": ("test", "macro_auroc"),
     "val_macro_f1": ("val", "tuned", "macro_f1"),
 }
-"""Reported figures and where they live in metrics.json ("tuned": at the threshold tuned on validation)."""
+"""Reported figures and where they live in metrics.json ("tuned": at the threshold tuned on validation;
+"at_0.3" and macro-AUROC: the KOTE paper's protocol). Runs from before a figure existed just lack it."""
 PRIMARY_METRIC = "test_macro_f1"
 """The paper's Fig. 3 figure: test macro-F1."""
 CHOICE_KEYS = ("data", "model", "method")
@@ -38,6 +42,21 @@ class Stat:
     @property
     def std(self) -> float | None:
         return statistics.stdev(self.values) if len(self.values) > 1 else None
+
+
+def figure(payload: dict[str, Any], metric: str) -> float | None:
+    """``metric`` (a :data:`METRICS` key) from a metrics.json-shaped payload; None where it is absent."""
+    value: Any = payload
+    for key in METRICS[metric]:
+        if not isinstance(value, dict) or value.get(key) is None:
+            return None
+        value = value[key]
+    return float(value)
+
+
+def figure_stat(payloads: list[dict[str, Any]], metric: str) -> Stat:
+    """``metric`` over the payloads that have it."""
+    return Stat(tuple(v for v in (figure(p, metric) for p in payloads) if v is not None))
 
 
 @dataclass
@@ -60,9 +79,7 @@ class Cell:
         return next((j.metrics.get("model") for j in self.finished if j.metrics is not None), None)
 
     def stat(self, metric: str) -> Stat:
-        stage, variant, name = METRICS[metric]
-        return Stat(tuple(float(j.metrics[stage][variant][name]) for j in self.finished
-                          if j.metrics is not None and stage in j.metrics))  # fmt: skip
+        return figure_stat([j.metrics for j in self.finished if j.metrics is not None], metric)
 
     def count(self, status: str) -> int:
         return sum(j.status == status for j in self.jobs)

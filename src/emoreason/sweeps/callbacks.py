@@ -17,7 +17,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from emoreason.sweeps.files import FAILURE_FILE, METRICS_FILE
+from emoreason.evaluation.files import METRICS_FILE
+from emoreason.sweeps.files import FAILURE_FILE
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,9 @@
 
 Why dots as well as error bars: with three seeds a std hides as much as it shows; the dots let a reader see
 the runs themselves. Bars are coloured by the data option (plain vs. with reasoning), the comparison the
-figure is about, and the KOTE paper's KcELECTRA figure is drawn as a dashed line to read every bar against.
+figure is about, and the KOTE paper's KcELECTRA figure is drawn as a dashed line to read every bar against,
+the reference floors computed on the runs' own rows (TF-IDF + logistic regression, the label prior) as dotted
+ones. ``paired.png`` draws each paired comparison's difference with its bootstrap interval.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ matplotlib.use("Agg")  # files only: no display on a GPU node or in CI
 import matplotlib.pyplot as plt  # after choosing the backend
 
 PALETTE = ("#8c8c8c", "#e07b39", "#3b75af", "#519e3e", "#c03d3e", "#8d69b8")
+FLOOR_LINES = {
+    "tfidf_logreg": ("TF-IDF + LR floor", "#3b75af"),
+    "label_prior": ("label-prior floor", "#8c8c8c"),
+}
 
 
 def _bar_labels(cells: list[dict[str, Any]], keys: list[str]) -> list[str]:
@@ -67,6 +73,20 @@ def plot_fig3(report: dict[str, Any], path: str | Path) -> Path:
     ax.axhline(reference[metric], color="black", linestyle="--", linewidth=1, zorder=1)
     ax.text(len(cells) - 0.5, reference[metric] + 0.008, f"{reference['label']} ({reference[metric]:.2f})",
             ha="right", va="bottom", fontsize=8)  # fmt: skip
+    for name, (title, colour_) in FLOOR_LINES.items():
+        floor = report["floors"]["floors"].get(name, {}).get(metric, {}).get("mean")
+        if floor is not None:
+            ax.axhline(floor, color=colour_, linestyle=":", linewidth=1.2, zorder=1)
+            ax.text(
+                -0.5,
+                floor + 0.008,
+                f"{title} ({floor:.2f})",
+                ha="left",
+                va="bottom",
+                fontsize=7,
+                color=colour_,
+            )
+            top = max(top, floor)
     ax.set_xticks(range(len(cells)), labels, fontsize=8)
     ax.set_xlim(-0.6, len(cells) - 0.4)
     ax.set_ylim(0, min(1.0, top * 1.15 + 0.02))
@@ -75,6 +95,34 @@ def plot_fig3(report: dict[str, Any], path: str | Path) -> Path:
     handles = [plt.Rectangle((0, 0), 1, 1, color=colour[o]) for o in data_options]
     ax.legend(handles, [f"data={o}" for o in data_options], fontsize=8, loc="upper left", frameon=False)
     ax.grid(axis="y", alpha=0.3, zorder=0)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_paired(report: dict[str, Any], path: str | Path) -> Path:
+    """Each comparison's macro- and micro-F1 difference (B − A, points) with its 95% bootstrap interval."""
+    comparisons = report["paired"]["comparisons"]
+    fig, ax = plt.subplots(figsize=(8.5, 1.6 + 0.45 * len(comparisons)), dpi=150)
+    for row, comparison in enumerate(comparisons):
+        for offset, (name, colour) in enumerate((("macro_f1", PALETTE[1]), ("micro_f1", PALETTE[2]))):
+            d = comparison[name]
+            y = -row - 0.18 * offset
+            error = [[100 * (d["diff"] - d["low"])], [100 * (d["high"] - d["diff"])]]
+            label = name if row == 0 else None
+            ax.errorbar(
+                100 * d["diff"], y, xerr=error, fmt="o", color=colour, capsize=3, markersize=4, label=label
+            )
+    ax.axvline(0, color="black", linewidth=1)
+    names = [f"{c['b']} vs {c['a']}" for c in comparisons]
+    ax.set_yticks([-i - 0.09 for i in range(len(comparisons))], names, fontsize=7)
+    ax.set_xlabel("B − A, F1 points (95% paired bootstrap interval)")
+    paired = report["paired"]
+    ax.set_title(f"Paired differences, {paired['resamples']:,} resamples\n{report['sweep_dir']}", fontsize=9)
+    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.grid(axis="x", alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     fig.savefig(path)

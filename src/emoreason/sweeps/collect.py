@@ -15,8 +15,10 @@ from typing import Any, Literal
 
 from omegaconf import OmegaConf
 
-from emoreason.sweeps.files import FAILURE_FILE, METRICS_FILE
-from emoreason.sweeps.overrides import identity_overrides
+from emoreason.evaluation.files import METRICS_FILE
+from emoreason.evaluation.records import read_metrics
+from emoreason.sweeps.files import FAILURE_FILE
+from emoreason.training.overrides import identity_overrides
 
 Status = Literal["finished", "failed", "incomplete"]
 
@@ -37,15 +39,24 @@ class JobResult:
     error: str | None = None
 
 
+class NotASweepError(FileNotFoundError):
+    """The folder given is not a sweep (``train.py -m``) folder: missing, empty, or a single run."""
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
 def read_job(job_dir: Path) -> JobResult:
     hydra = OmegaConf.load(job_dir / ".hydra" / "hydra.yaml").hydra
+    if hydra.get("mode") == "RUN":
+        raise NotASweepError(
+            f"{job_dir} is a single run (train.py without -m), not a sweep job: pass a folder of train.py -m"
+        )
     overrides = list(hydra.overrides.task)
     exclude = list(hydra.job.config.override_dirname.exclude_keys)
-    metrics, failure = _read_json(job_dir / METRICS_FILE), _read_json(job_dir / FAILURE_FILE)
+    metrics_file, failure = job_dir / METRICS_FILE, _read_json(job_dir / FAILURE_FILE)
+    metrics = read_metrics(metrics_file).to_json() if metrics_file.exists() else None
     status: Status = "finished" if metrics is not None else "failed" if failure is not None else "incomplete"
     return JobResult(
         path=job_dir,
@@ -63,10 +74,8 @@ def collect_jobs(sweep_dir: str | Path) -> list[JobResult]:
     """Every job under ``sweep_dir`` in grid order, nested too (a ``/`` in an override nests a folder)."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
-        raise FileNotFoundError(
-            f"{sweep_dir} is not a folder: pass a sweep folder, e.g. multirun/<date>/<time>"
-        )
+        raise NotASweepError(f"{sweep_dir} is not a folder: pass a sweep folder, e.g. multirun/<date>/<time>")
     jobs = [read_job(p.parent.parent) for p in sweep_dir.rglob(".hydra/hydra.yaml")]
     if not jobs:
-        raise FileNotFoundError(f"no Hydra job folders (*/.hydra/hydra.yaml) under {sweep_dir}")
+        raise NotASweepError(f"no Hydra job folders (*/.hydra/hydra.yaml) under {sweep_dir}")
     return sorted(jobs, key=lambda j: (j.num, str(j.path)))

@@ -13,7 +13,6 @@ A job folder is in exactly one of three states, which :mod:`emoreason.sweeps.col
 
 from __future__ import annotations
 
-import json
 import logging
 import traceback
 from collections.abc import Callable, Sequence
@@ -26,8 +25,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from emoreason.config import TrainConfig, redact, validate
+from emoreason.evaluation.files import METRICS_FILE
+from emoreason.evaluation.records import read_metrics
 from emoreason.io import write_json_atomic
-from emoreason.sweeps.files import CONFIG_FILE, FAILURE_FILE, METRICS_FILE
+from emoreason.sweeps.files import CONFIG_FILE, FAILURE_FILE
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def finished_report(output_dir: Path, run_config: dict[str, Any]) -> dict[str, A
         changed = sorted(k for k in run_config.keys() | before.keys() if before.get(k) != run_config.get(k))
         log.warning("%s finished with another config (%s differ): running it again", output_dir, changed)
         return None
-    return json.loads(metrics.read_text(encoding="utf-8"))
+    return read_metrics(metrics).to_json()
 
 
 def record_failure(output_dir: Path, exc: BaseException, overrides: Sequence[str]) -> Path:

@@ -1,15 +1,28 @@
-"""Lightning callbacks of our own (the stock ones are configured in ``conf/callbacks``)."""
+"""Lightning callbacks of our own (the stock ones are configured in ``conf/callbacks``), and the check of
+what the monitoring callbacks monitor.
+
+Why: model selection must survive a resume and must not fail after an epoch of work. Lightning's
+``ModelCheckpoint`` forgets the best score when a run resumes into another folder, and a monitor that is
+never logged only fails once the first validation is over, before ``last.ckpt`` is written.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.accelerators import CUDAAccelerator
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.strategies import DeepSpeedStrategy
 
-from emoreason.training.memory import Precision, ZeroSetup, plan_network, visible_gpu_memory
-from emoreason.training.strategies import zero_of_deepspeed_config
+from emoreason.config import ConfigError
+from emoreason.labels import LABELS
+from emoreason.training.memory import Precision, plan_network, visible_gpu_memory
+from emoreason.training.module import EmotionModule, metric_key
+from emoreason.training.strategies import ZeroSetup, zero_of_deepspeed_config
 
 log = logging.getLogger(__name__)
 
@@ -60,3 +73,122 @@ class MemoryPlanPrinter(L.Callback):
             else (0, None),
         )
         log.log(logging.WARNING if memory_plan.fits is False else logging.INFO, "%s", memory_plan.render())
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose best scores survive a resume into another run folder, or a moved one.
+
+    Lightning 2.6 (``ModelCheckpoint.load_state_dict``) restores only ``best_model_path`` when the checkpoint
+    folder changed and forgets every score, so the first epoch after the resume became "best" however low
+    its score. Here the earlier best files and their scores are always restored, so a later epoch replaces
+    them only by beating them. A file no longer where the earlier run wrote it is looked for beside the
+    checkpoint resumed from (the run folder was moved); when it is not there either, a warning names it and
+    its score stays the one to beat. Files outside this run's folder are never deleted (Lightning's rule).
+    """
+
+    _resumed_from: str | None = None
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: Any) -> None:
+        self._resumed_from = str(trainer.ckpt_path) if trainer.ckpt_path else None  # before load_state_dict
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict({**state_dict, "dirpath": self.dirpath})  # all of it, whatever the folder
+        moved = {path: self._locate(path) for path in self.best_k_models}
+        self.best_k_models = {moved[path]: score for path, score in self.best_k_models.items()}
+        self.best_model_path = moved.get(self.best_model_path, self.best_model_path)
+        self.kth_best_model_path = moved.get(self.kth_best_model_path, self.kth_best_model_path)
+
+    def _locate(self, path: str) -> str:
+        """``path`` if it exists, else the file of that name beside the resumed checkpoint, if that exists."""
+        if Path(path).exists():
+            return path
+        beside = Path(self._resumed_from).parent / Path(path).name if self._resumed_from else None
+        score = float(self.best_k_models[path])
+        if beside is not None and beside.exists():
+            log.warning(
+                "best checkpoint %s (%s %.4f) is not there; using %s, found beside the checkpoint resumed "
+                "from (was the run folder moved?)",
+                path,
+                self.monitor,
+                score,
+                beside,
+            )
+            return str(beside)
+        log.warning(
+            "best checkpoint %s (%s %.4f) is gone: a later epoch becomes best only by beating that score; if "
+            "none does, the weights at the end of training are tested and metrics.json says so",
+            path,
+            self.monitor,
+            score,
+        )
+        return path
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` at the end of every epoch, and also when a failure comes after the epoch's last batch.
+
+    Lightning saves checkpoints after every other callback's ``on_train_epoch_end`` (and after validation),
+    so a monitoring callback that raises there would lose the whole epoch. Saving on such a failure keeps it
+    resumable; a failure in the middle of an epoch leaves the previous epoch's ``last.ckpt`` alone, so a
+    resume never starts from half an epoch. It selects nothing, so it restores no state on a resume.
+    """
+
+    def __init__(self, dirpath: str, filename: str = "last") -> None:
+        super().__init__(
+            dirpath=dirpath,
+            filename=filename,
+            monitor=None,
+            save_top_k=1,
+            enable_version_counter=False,
+            save_on_exception=True,
+        )
+
+    def _should_save_on_exception(self, trainer: L.Trainer) -> bool:
+        epoch_done = trainer.fit_loop.epoch_loop._num_ready_batches_reached()
+        return epoch_done and super()._should_save_on_exception(trainer)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Nothing to restore (and no warning when the run folder changed)."""
+
+
+def validation_keys(module: EmotionModule) -> list[str]:
+    """The ``val/...`` keys ``module`` logs at each validation: what a monitoring callback may monitor.
+
+    ``val/loss`` only where the method computes a loss on evaluation batches (not the generative methods),
+    ``val/<name>`` for each of the method's declared ``diagnostic_names``.
+    """
+    method = module.method
+    names = ["macro_f1_tuned", "macro_f1", "micro_f1", "weighted_f1"]
+    if getattr(method, "eval_loss", True):
+        names.append("loss")
+    names += getattr(method, "diagnostic_names", ())
+    return [metric_key("val", name) for name in names] + [metric_key("val", "f1", label) for label in LABELS]
+
+
+def check_monitors(callbacks: Mapping[str, Callback], module: EmotionModule) -> None:
+    """Fail before training when a callback monitors a key the run never logs (a typo, or ``val/loss`` of
+    a generative method); Lightning itself only notices after the first validation.
+
+    Raises:
+        ConfigError: naming ``callbacks.<name>.monitor``, the method and the valid monitors.
+    """
+    valid = validation_keys(module)
+    for name, callback in callbacks.items():
+        monitor = getattr(callback, "monitor", None)
+        if monitor and monitor not in valid:
+            raise ConfigError(
+                f"callbacks.{name}.monitor={monitor} is never logged by method {module.method.name}; "
+                f"valid monitors: {', '.join(valid[: -len(LABELS)])}, val/f1/<label>"
+            )
+
+
+def without_monitoring(callbacks: dict[str, Callback]) -> dict[str, Callback]:
+    """``callbacks`` minus those monitoring a validation score, logging which: for runs without validation."""
+    off = {name: cb.monitor for name, cb in callbacks.items() if getattr(cb, "monitor", None)}
+    if off:
+        log.info(
+            "validation is off (trainer.limit_val_batches=0): callbacks %s are off; the weights at the end "
+            "of training are tested at threshold 0.5",
+            ", ".join(f"{name} ({monitor})" for name, monitor in off.items()),
+        )
+    return {name: cb for name, cb in callbacks.items() if name not in off}

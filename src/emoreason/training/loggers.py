@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 
 from emoreason.data.kote import KoteRow
 from emoreason.labels import LABELS
-from emoreason.sweeps.overrides import identity_overrides
+from emoreason.training.overrides import identity_overrides
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +110,9 @@ def sample_predictions_table(
 ) -> tuple[list[str], list[list[Any]]]:
     """Up to ``limit`` test rows, evenly spread: text, gold and predicted labels, reasoning, generated text.
 
-    ``records`` are :func:`emoreason.evaluation.report.prediction_records` of ``rows``. ``reasoning`` is the
-    row's own (a reasoning dataset joined in), empty when it has none; ``generated`` is what a generative
-    method wrote for it (reasoning and label line), empty for a classifier.
+    ``records`` are the ``test_predictions.jsonl`` lines of ``rows`` (plain dicts: this layer sits below
+    evaluation). ``reasoning`` is the row's own (a reasoning dataset joined in), empty when it has none;
+    ``generated`` is what a generative method wrote for it (reasoning and label line), empty for a classifier.
     """
     picked = range(0, len(records), max(1, len(records) // limit))[:limit]
     data = []
@@ -138,14 +138,17 @@ def log_result_tables(
 def finishing_wandb() -> Iterator[None]:
     """Always close the W&B run, even on a crash, so runs of a multirun never merge into one.
 
-    ``teardown`` waits for W&B's background service to write out the run: without it the offline run file
-    can still be missing the last metrics when ``train()`` returns (seen with wandb 0.31), and a
-    ``wandb sync`` started right then would upload an incomplete run.
+    A crash ends the run with exit code 1 (``wandb.finish(exit_code=1)``), so W&B shows it failed, as
+    ``failure.json`` does, instead of finished. ``teardown`` waits for W&B's background service to write out
+    the run: without it the offline run file can still be missing the last metrics when ``train()``
+    returns (seen with wandb 0.31), and a ``wandb sync`` started right then would upload an incomplete run.
     """
+    exit_code = 1
     try:
         yield
+        exit_code = 0
     finally:
         wandb = sys.modules.get("wandb")  # not imported means no run was started; never re-raise from here
         if wandb is not None and wandb.run is not None:
-            wandb.finish()
+            wandb.finish(exit_code=exit_code)
             wandb.teardown()

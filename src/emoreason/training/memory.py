@@ -48,17 +48,26 @@ process's own host memory (~13 GiB seen on an H200 node); hence the "tight" warn
 import functools
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from peft.tuners.lora import LoraLayer
 from torch import nn
-from transformers import ElectraForSequenceClassification, GPTNeoXForCausalLM, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    ElectraForSequenceClassification,
+    GPTNeoXForCausalLM,
+    PretrainedConfig,
+    PreTrainedModel,
+)
 
 from emoreason.labels import NUM_LABELS
 from emoreason.models.architectures import kcelectra_base_config, polyglot_ko_5_8b_config
+from emoreason.training.strategies import ZeroSetup
 
 GIB = 1024**3
 TIGHT_FRACTION = 0.9
@@ -72,23 +81,6 @@ _ADAPTER_PART = re.compile(r"\.lora_[A-Za-z_]+(\.|$)")
 
 Method = Literal["full", "lora"]
 Precision = Literal["bf16-mixed", "32-true"]
-
-
-@dataclass(frozen=True)
-class ZeroSetup:
-    """How model states are sharded: stage 0 is DDP or one device, 2 and 3 are DeepSpeed ZeRO."""
-
-    stage: Literal[0, 2, 3] = 0
-    offload_optimizer: bool = False
-    offload_params: bool = False
-
-    def __post_init__(self) -> None:
-        if self.stage not in (0, 2, 3):
-            raise ValueError(f"ZeRO stage must be 0, 2 or 3, got {self.stage}")
-        if self.offload_optimizer and self.stage == 0:
-            raise ValueError("offload_optimizer needs DeepSpeed ZeRO (stage 2 or 3)")
-        if self.offload_params and self.stage != 3:
-            raise ValueError("offload_params needs ZeRO stage 3")
 
 
 @dataclass(frozen=True)
@@ -489,3 +481,34 @@ def _warnings(
             f"offloaded states need {cpu.total / GIB:.1f} GiB host RAM per node, {host / GIB:.1f} GiB here"
         )
     return tuple(out)
+
+
+PRETRAINED_CONFIGS: dict[str, Callable[[], PretrainedConfig]] = {
+    "EleutherAI/polyglot-ko-5.8b": polyglot_ko_5_8b_config,
+    "beomi/KcELECTRA-base-v2022": kcelectra_base_config,
+}
+"""Configs of the pretrained backbones in ``conf/model``, known without a download."""
+
+
+def backbone_shape(model: Mapping[str, Any], *, generative: bool) -> ModelShape:
+    """Shape of a ``conf/model`` entry as a run builds it, on the ``meta`` device (no weights, no download).
+
+    A generative method trains a causal LM (vocabulary logits at every position); the classifier pools the
+    bare model into a 44-way head (``hidden × 44`` more parameters, not counted). An embedded backbone's
+    vocabulary is its configured ``vocab_size`` (its trained tokenizer has at most that many entries).
+    Raises ``ValueError`` for a pretrained model whose config is not known offline.
+    """
+    if "model_type" in model:
+        config = AutoConfig.for_model(model["model_type"], vocab_size=model["vocab_size"], **model["config"])
+        name = f"tiny-{model['model_type']}"
+    else:
+        name = model["name_or_path"]
+        if name not in PRETRAINED_CONFIGS:
+            raise ValueError(
+                f"model.name_or_path={name}: no config known offline to plan memory for; known: "
+                f"{', '.join(PRETRAINED_CONFIGS)}"
+            )
+        config = PRETRAINED_CONFIGS[name]()
+    with torch.device("meta"):
+        module = (AutoModelForCausalLM if generative else AutoModel).from_config(config)
+    return ModelShape.from_module(name, module, logits_per_token=config.vocab_size if generative else 0)

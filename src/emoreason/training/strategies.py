@@ -8,13 +8,30 @@ them either raises deep inside ``fit`` (``gradient_accumulation_steps``) or sile
 """
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from hydra.utils import instantiate
 from lightning.pytorch.strategies import Strategy
 from omegaconf import DictConfig, OmegaConf
 
-from emoreason.training.memory import ZeroSetup
+
+@dataclass(frozen=True)
+class ZeroSetup:
+    """How model states are sharded: stage 0 is DDP or one device, 2 and 3 are DeepSpeed ZeRO."""
+
+    stage: Literal[0, 2, 3] = 0
+    offload_optimizer: bool = False
+    offload_params: bool = False
+
+    def __post_init__(self) -> None:
+        if self.stage not in (0, 2, 3):
+            raise ValueError(f"ZeRO stage must be 0, 2 or 3, got {self.stage}")
+        if self.offload_optimizer and self.stage == 0:
+            raise ValueError("offload_optimizer needs DeepSpeed ZeRO (stage 2 or 3)")
+        if self.offload_params and self.stage != 3:
+            raise ValueError("offload_params needs ZeRO stage 3")
+
 
 DEEPSPEED_TARGET = "lightning.pytorch.strategies.DeepSpeedStrategy"
 

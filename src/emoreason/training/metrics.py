@@ -42,9 +42,24 @@ def summarise(computed: dict[str, torch.Tensor], labels: Sequence[str] = LABELS)
 
 
 def score_metrics(scores: torch.Tensor, targets: torch.Tensor, threshold: float) -> dict[str, object]:
-    """All F1 figures of ``scores`` (probabilities) against 0/1 ``targets`` at ``threshold``."""
+    """All F1 figures of ``scores`` (probabilities) against 0/1 ``targets`` at ``threshold``.
+
+    ``macro_f1`` averages every label; one without a gold row in ``targets`` has F1 0 there (zero_division=0,
+    as sklearn's), which on a small file drags the average down for labels the file cannot test.
+    ``macro_f1_supported`` averages the labels with at least one gold row (None when none has one).
+    """
     suite = f1_metrics(threshold, scores.shape[1])
-    return summarise(suite(scores.float(), targets.int()))
+    computed = suite(scores.float(), targets.int())
+    supported = label_support(targets) > 0
+    figures = summarise(computed)
+    per_label = computed["per_label_f1"][supported]
+    figures["macro_f1_supported"] = float(per_label.mean()) if supported.any() else None
+    return figures
+
+
+def label_support(targets: torch.Tensor) -> torch.Tensor:
+    """Gold rows per label: ``targets`` (rows × labels, 0/1) summed over rows, as int64."""
+    return targets.long().sum(0)
 
 
 def macro_f1_by_threshold(
