@@ -32,7 +32,8 @@ generate: venv       ## python generate.py $(ARGS)
 test: venv           ## the whole suite (slow tests included), as CI runs it
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(ARGS)
 
-lint: venv
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+lint: venv           ## ruff, then mypy over src/emoreason ([tool.mypy] in pyproject.toml)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy

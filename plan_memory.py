@@ -7,18 +7,18 @@ exactly as ``python train.py model=polyglot5.8b`` trains it, and an override tra
 rejected here too. Nothing is built but the network's shape, on the meta device: no data, no download.
 """
 
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from emoreason.cli import hydra_main
 from emoreason.config import ConfigError, register_resolvers
+from emoreason.models.lora import LoraSettings
+from emoreason.models.methods.generative import GenerativeMethod
 from emoreason.training.callbacks import PLANNED_PRECISION
 from emoreason.training.memory import GIB, MemoryPlan, backbone_shape, plan, visible_gpu_memory
 from emoreason.training.strategies import zero_setup
 
 register_resolvers()
-
-GENERATIVE_PACKAGE = "emoreason.models.generative."
-"""Methods under this package train a causal LM (vocabulary logits); ``ClassifierMethod`` does not."""
 
 
 def plan_of(cfg: DictConfig) -> MemoryPlan:
@@ -30,13 +30,16 @@ def plan_of(cfg: DictConfig) -> MemoryPlan:
             f"trainer.precision={cfg.trainer.precision} is not planned with this strategy: plan a GPU run "
             "with trainer=gpu (bf16-mixed)"
         )
-    model = OmegaConf.to_container(cfg.model, resolve=True)
-    assert isinstance(model, dict)
+    container = OmegaConf.to_container(cfg.model, resolve=True)
+    assert isinstance(container, dict)
+    model = {str(key): value for key, value in container.items()}
     try:
-        shape = backbone_shape(model, generative=str(cfg.method._target_).startswith(GENERATIVE_PACKAGE))
+        # A generative method trains a causal LM (vocabulary logits); ``ClassifierMethod`` does not.
+        generative = issubclass(get_class(cfg.method._target_), GenerativeMethod)
+        shape = backbone_shape(model, generative=generative)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    lora = cfg.lora
+    lora: LoraSettings | None = instantiate(cfg.lora) if cfg.lora is not None else None  # as train.py does
     devices = cfg.trainer.devices
     if not isinstance(devices, int):
         raise ConfigError(f"trainer.devices={devices}: give a number of GPUs per node to plan for")

@@ -12,7 +12,7 @@ test comments and seeds, seeded: the same command gives the same numbers).
 import argparse
 
 from emoreason.cli import guard
-from emoreason.sweeps.report import DEFAULT_RESAMPLES, write_report
+from emoreason.sweeps.summary import DEFAULT_RESAMPLES, write_report
 
 
 def main() -> None:

@@ -35,15 +35,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 PEAK_BF16_FLOPS = 989e12
-LORA_TARGETS = ("query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h")
+LORA_TARGETS = tuple(yaml.safe_load((REPO / "conf" / "lora" / "default.yaml").read_text())["target_modules"])
 SETUPS: dict[str, dict[str, Any]] = {
-    "lora_zero2": {"method": "lora", "strategy": "deepspeed_zero2", "seq_lens": (64, 96)},
-    "full_zero3_offload": {"method": "full", "strategy": "deepspeed_zero3_offload", "seq_lens": (96,)},
+    "lora_zero2": {"scope": "lora", "strategy": "deepspeed_zero2", "seq_lens": (64, 96)},
+    "full_zero3_offload": {"scope": "full", "strategy": "deepspeed_zero3_offload", "seq_lens": (96,)},
 }
 TINY_OVERRIDES = {
     "vocab_size": 512,
@@ -129,13 +130,13 @@ def run_setup(args: argparse.Namespace) -> dict[str, Any]:
             args.worker, GPTNeoXForCausalLM(config), logits_per_token=config.vocab_size
         )
     n_linear = sum(i * o for _, i, o in shape.linears)
-    n_lora = trainable_params(shape, "lora", args.lora_r, LORA_TARGETS) if setup["method"] == "lora" else 0
+    n_lora = trainable_params(shape, "lora", args.lora_r, LORA_TARGETS) if setup["scope"] == "lora" else 0
     strategy_cfg = OmegaConf.load(REPO / "conf" / "strategy" / f"{setup['strategy']}.yaml")
 
     stream = np.load(args.work / "tokens.npy")
     batch, seq_lens = args.batch, setup["seq_lens"]
     warmup, timed = (
-        (args.full_warmup, args.full_timed) if setup["method"] == "full" else (args.warmup, args.timed)
+        (args.full_warmup, args.full_timed) if setup["scope"] == "full" else (args.warmup, args.timed)
     )
     samples, offset = [], 0
     for s in seq_lens:
@@ -156,7 +157,7 @@ def run_setup(args: argparse.Namespace) -> dict[str, Any]:
             if self.model is not None:
                 return
             model = GPTNeoXForCausalLM(config)
-            if setup["method"] == "lora":
+            if setup["scope"] == "lora":
                 from peft import LoraConfig, get_peft_model
 
                 lora = LoraConfig(
@@ -225,10 +226,10 @@ def run_setup(args: argparse.Namespace) -> dict[str, Any]:
         steps = [dt for length, dt in timer.records if length == s][warmup:]
         step_s = float(np.mean(steps))
         tokens_per_s = batch * s / step_s
-        hardware = 6 * n_linear if setup["method"] == "full" else 4 * n_linear + 6 * n_lora
+        hardware = 6 * n_linear if setup["scope"] == "full" else 4 * n_linear + 6 * n_lora
         planned = plan(
             shape,
-            setup["method"],
+            setup["scope"],
             zero_setup(strategy_cfg),
             1,
             micro_batch_size=batch,

@@ -35,15 +35,11 @@ from omegaconf import OmegaConf
 
 from emoreason.data.kote import KoteRow
 from emoreason.data.reasoning import read_reasoning_jsonl
-from emoreason.models.generative import (
-    Generation,
-    GenerativeMethod,
-    Pieces,
-    cut_at_stop,
-    encode_task,
-    flip_scores,
-)
-from emoreason.models.methods import ClassifierMethod
+from emoreason.models.decoding import Generation, cut_at_stop
+from emoreason.models.likelihood import flip_scores
+from emoreason.models.methods.classifier import ClassifierMethod
+from emoreason.models.methods.generative import GenerativeMethod
+from emoreason.models.targets import Pieces, encode_task
 from emoreason.models.tokenizers import train_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,8 +122,13 @@ def time_scoring(model: Any, method: GenerativeMethod, prompts, outputs, rows, b
     started = time.perf_counter()
     for chunk, ids, mask, _ in batches(prompts, [0] * len(prompts), batch_size, pieces.pad_id):
         generations = [Generation(outputs[i], len(outputs[i]), list(rows[i].labels), True) for i in chunk]
-        flip_scores(model, {"input_ids": ids, "attention_mask": mask}, generations, method.tasks[0],
-                    method.score_batch_size)  # fmt: skip
+        flip_scores(
+            model,
+            {"input_ids": ids, "attention_mask": mask},
+            generations,
+            method.tasks[0],
+            method.score_batch_size,
+        )
     return time.perf_counter() - started
 
 
@@ -151,8 +152,9 @@ def build_jobs(
         jobs[name] = (generate, tokens, steps)
         if name == "label_only":
             scoring = load_method(name, inference="score")
-            score = partial(time_scoring, model, scoring, prompts[timed], outputs[timed], rows[timed],
-                            args.batch_size)  # fmt: skip
+            score = partial(
+                time_scoring, model, scoring, prompts[timed], outputs[timed], rows[timed], args.batch_size
+            )
 
             def generate_then_score(generate: Callable[[], float] = generate, score=score) -> float:
                 return generate() + score()
@@ -168,8 +170,13 @@ def build_jobs(
 
 def print_table(results: dict[str, dict[str, Any]]) -> None:
     reference = results["explain_then_predict"]["seconds"]
-    header = ("method", "generated tokens / 1,000", "decode steps × rows / 1,000", "seconds / 1,000",
-              "vs explain_then_predict")  # fmt: skip
+    header = (
+        "method",
+        "generated tokens / 1,000",
+        "decode steps × rows / 1,000",
+        "seconds / 1,000",
+        "vs explain_then_predict",
+    )
     print("| " + " | ".join(header) + " |")
     print("|---|---:|---:|---:|---:|")
     for name, figures in results.items():

@@ -29,11 +29,11 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
-from emoreason.config import LoaderConfig, OptimConfig, TrainConfig, register_resolvers, validate
-from emoreason.data.datamodule import KoteDataModule
+from emoreason.config import LoaderConfig, TrainConfig, register_resolvers, validate
 from emoreason.labels import multi_hot
-from emoreason.models.methods import ClassifierMethod
-from emoreason.training.module import adamw
+from emoreason.models.methods.classifier import ClassifierMethod
+from emoreason.training.datamodule import KoteDataModule
+from emoreason.training.optimizers import adamw
 
 CONF_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
 
@@ -49,9 +49,13 @@ class ReferenceDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         encoding = self.tokenizer(
-            self.rows[index].text, max_length=self.max_length, padding="max_length", truncation=True,
-            return_tensors="pt", return_token_type_ids=False,
-        )  # fmt: skip
+            self.rows[index].text,
+            max_length=self.max_length,
+            padding="max_length",
+            truncation=True,
+            return_tensors="pt",
+            return_token_type_ids=False,
+        )
         return {
             "input_ids": encoding["input_ids"].flatten(),
             "attention_mask": encoding["attention_mask"].flatten(),
@@ -70,7 +74,7 @@ def padding_efficiency(batches: Iterable[dict[str, torch.Tensor]]) -> float:
 def samples_per_second(model, loader: DataLoader, warmup: int, steps: int) -> float:
     """Full training steps (forward, BCE, backward, AdamW as training builds it) with the loader's work."""
     method = ClassifierMethod()
-    optimizer = adamw([{"params": list(model.parameters()), "weight_decay": 0.01}], OptimConfig(lr=1e-4))
+    optimizer = adamw(model.parameters(), lr=1e-4, weight_decay=0.01)
     model.train()
     iterator = iter(loader)
     samples = 0

@@ -23,7 +23,8 @@ from hydra.utils import instantiate
 from inference_cost import REPO, batches, load_method, load_rows, oracle_outputs, time_generation
 from omegaconf import OmegaConf
 
-from emoreason.models.generative import Generation, flip_scores
+from emoreason.models.decoding import Generation
+from emoreason.models.likelihood import flip_scores
 from emoreason.models.tokenizers import train_tokenizer
 
 

@@ -1,8 +1,9 @@
-"""Shared fixtures: where the real KOTE copy lives, small fixture files, and composing configs."""
+"""Fixtures for the whole suite: the real KOTE copy and smaller copies of it, the reasoning sample,
+a tiny trained checkpoint, composed configs; and the session's check for its data.
+"""
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -12,36 +13,17 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from emoreason.config import register_resolvers
-
-REPO = Path(__file__).resolve().parents[1]
-CONF_DIR = REPO / "conf"
-SHARED = REPO.parent / "shared" / "data"
+from emoreason.train import train
+from tests.support.project import (
+    CONF_DIR,
+    REPO,
+    SMALL_RUN,
+    missing_data,
+    shared_kote_dir,
+    shared_reasoning_path,
+)
 
 register_resolvers()
-
-
-def shared_kote_dir() -> Path:
-    """KOTE_DIR, else ../shared/data/kote (checked once at session start, :func:`pytest_configure`)."""
-    return Path(os.environ.get("KOTE_DIR", SHARED / "kote"))
-
-
-def shared_reasoning_path() -> Path:
-    """KOTE_REASONING_PATH, else kote_reasoning/reasoning.jsonl beside the KOTE folder (as conf/paths)."""
-    default = shared_kote_dir() / ".." / "kote_reasoning" / "reasoning.jsonl"
-    return Path(os.environ.get("KOTE_REASONING_PATH", default))
-
-
-def missing_data() -> str | None:
-    """What test data is missing, and which variable to set; None when both are there."""
-    kote, reasoning = shared_kote_dir(), shared_reasoning_path()
-    if not all((kote / f"{split}.tsv").is_file() for split in ("val", "test")):
-        return f"KOTE data not found at {kote}: set KOTE_DIR to a folder with KOTE's val.tsv and test.tsv"
-    if not reasoning.is_file():
-        return (
-            f"reasoning sample not found at {reasoning}: set KOTE_REASONING_PATH (default: "
-            "kote_reasoning/reasoning.jsonl beside KOTE_DIR)"
-        )
-    return None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -63,14 +45,6 @@ def kote_dir() -> Path:
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tokenizer/encoding cache per test session, as a user's runs would share one."""
     return tmp_path_factory.mktemp("cache")
-
-
-def write_kote_tsv(path: Path, rows: list[tuple[str, str, str]]) -> Path:
-    """Rows as KOTE stores them: tab-separated CSV, a text holding ``"`` quoted with inner quotes doubled."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        csv.writer(handle, delimiter="\t", lineterminator="\n").writerows(rows)
-    return path
 
 
 @pytest.fixture
@@ -103,11 +77,47 @@ def small_kote_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
-SMALL_RUN = (
-    "data.source.split_scheme=val_holdout",
-    "data.source.holdout_size=200",
-    "data.source.verify_checksums=false",
-    "data.source.download=false",
-    "logger=csv",
-    "~callbacks.progress_bar",
-)
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, small_kote_dir, cache_dir) -> Path:
+    """The best checkpoint of the embedded tiny ELECTRA after one epoch on 64 real KOTE rows (val_holdout)."""
+    out = tmp_path_factory.mktemp("tiny_run")
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(
+            config_name="train",
+            overrides=[
+                *SMALL_RUN,
+                f"paths.kote_dir={small_kote_dir}",
+                f"paths.cache_dir={cache_dir}",
+                f"paths.output_dir={out}",
+                "trainer.max_epochs=1",
+                "data.source.max_train_rows=64",
+            ],
+        )
+    report = train(cfg)
+    return Path(report["best_checkpoint"])
+
+
+@pytest.fixture(scope="session")
+def shared_reasoning_jsonl() -> Path:
+    """KOTE_REASONING_PATH, else ../shared/data/kote_reasoning/reasoning.jsonl; fails loudly when absent."""
+    default = REPO.parent / "shared" / "data" / "kote_reasoning" / "reasoning.jsonl"
+    path = Path(os.environ.get("KOTE_REASONING_PATH", default))
+    if not path.is_file():
+        pytest.fail(f"reasoning sample not found at {path}: set KOTE_REASONING_PATH")
+    return path
+
+
+@pytest.fixture(scope="session")
+def reasoning_path() -> Path:
+    return shared_reasoning_path()
+
+
+@pytest.fixture(scope="session")
+def reasoning_kote_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """All of val.tsv (the reasoning sample's rows) and test.tsv's first 60 rows: real, quick to score."""
+    source = shared_kote_dir()
+    target = tmp_path_factory.mktemp("kote_reasoning")
+    (target / "val.tsv").write_text((source / "val.tsv").read_text(encoding="utf-8"), encoding="utf-8")
+    test = (source / "test.tsv").read_text(encoding="utf-8").splitlines(keepends=True)[:60]
+    (target / "test.tsv").write_text("".join(test), encoding="utf-8")
+    return target

@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SMALL_RUN
 from hydra.errors import ConfigCompositionException, InstantiationException
 
 from emoreason import cli
 from emoreason.data.kote import KoteFormatError
 from emoreason.sweeps.collect import NotASweepError
+from tests.support.project import REPO, SMALL_RUN
 
 
 def run_entry(*argv: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
@@ -102,6 +102,13 @@ USER_ERRORS = [
     ),
     ("key not in the config", ["train.py", "optim.lrr=1"], "Could not override 'optim.lrr'"),
     ("wrong value type", ["train.py", "seed=abc"], "full_key: seed"),
+    ("wrong optimizer value", ["train.py", "optim.lr=fast"], "optim.lr='fast' is not a float"),
+    ("key moved to the scheduler", ["train.py", "optim.warmup_ratio=0.2"], "now scheduler.warmup_ratio"),
+    (
+        "DeepSpeed key Lightning owns",
+        ["train.py", "strategy=deepspeed_zero2", "+strategy.config.gradient_clipping=1.0", *SMALL_RUN],
+        "DeepSpeed config must not set 'gradient_clipping'",
+    ),
     ("unknown model", ["train.py", "model=nope"], "Could not find 'model/nope'"),
     (
         "key the target does not take",

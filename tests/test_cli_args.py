@@ -7,12 +7,12 @@ import os
 import random
 
 import pytest
-from conftest import CONF_DIR, REPO
 from hydra import compose, initialize_config_dir
 from hydra.errors import OverrideParseException
 from omegaconf import OmegaConf
 
 from emoreason.cli_args import hydra_quoted, is_hydra_quoted, quote_free_text
+from tests.support.project import CONF_DIR, REPO
 
 COMMENTS = [
     "아 진짜 어이가 없네",  # the README's example: the shell has removed its quotes

@@ -4,11 +4,14 @@ import inspect
 from pathlib import Path
 
 import pytest
-from conftest import CONF_DIR
-from hydra.utils import get_class, get_method
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import get_class, get_method, instantiate
 from omegaconf import OmegaConf
 
 from emoreason.config import ConfigError, TrainConfig, validate
+from emoreason.training.optimizers import configure
+from tests.support.project import CONF_DIR
 
 PRIMARY = {"train", "evaluate", "generate", "plan_memory"}
 NOT_TRAIN_GROUPS = {"hydra", "paths", "generator", "prompt", "launcher", "sweep"}
@@ -56,6 +59,24 @@ def test_every_target_accepts_its_keys(path: Path):
         assert not _accepts(node["_target_"], keys), f"{path}:{where}: {node['_target_']} rejects keys"
 
 
+@pytest.mark.parametrize("path", sorted((CONF_DIR / "generator").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_generator_config_builds_the_generator_its_target_names(path: Path, tmp_path: Path):
+    from emoreason.generation.config import load_config
+    from emoreason.generation.generator import Generator
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(
+            config_name="generate",
+            overrides=[f"generator={path.stem}", "output=x", "summary_path=null", "cache_path=c"],
+        )
+    OmegaConf.set_struct(cfg, False)
+    if OmegaConf.is_missing(cfg.generator, "source"):  # the cached generator's one required key
+        cfg.generator.source = str(tmp_path / "reasoning.jsonl")
+    generator = load_config(cfg).generator
+    assert isinstance(generator, Generator) and isinstance(generator, get_class(cfg.generator._target_))
+    assert generator.name == path.stem
+
+
 def test_typos_and_wrong_types_fail_loudly(compose_train):
     cfg = compose_train()
     OmegaConf.set_struct(cfg, False)
@@ -63,11 +84,53 @@ def test_typos_and_wrong_types_fail_loudly(compose_train):
     with pytest.raises(ConfigError, match="sead"):
         validate(cfg, TrainConfig)
     cfg = compose_train("optim.lr=fast")
-    with pytest.raises(ConfigError, match="lr"):
+    with pytest.raises(ConfigError, match=r"^optim\.lr='fast' is not a float"):
         validate(cfg, TrainConfig)
     cfg = compose_train("+data.loader.batchsize=8")
     with pytest.raises(ConfigError, match="batchsize"):
         validate(cfg, TrainConfig)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "+optim.lrr=1",
+            r"^optim\.lrr: emoreason\.training\.optimizers\.adamw takes no such argument; "
+            r"it takes lr, weight_decay, betas, eps$",
+        ),
+        ("optim.betas=[0.9,high]", r"^optim\.betas=\[0\.9, 'high'\] is not a tuple\[float, float\]"),
+        ("scheduler.warmup_ratio=soon", r"^scheduler\.warmup_ratio='soon' is not a float"),
+        ("+optim.warmup_ratio=0.2", r"^optim\.warmup_ratio: moved to scheduler\.warmup_ratio$"),
+        ("optim._target_=torch.optim.Adamm", r"^optim\._target_=torch\.optim\.Adamm: cannot be imported"),
+    ],
+)
+def test_a_partial_target_is_checked_against_its_signature_at_start(compose_train, override, message):
+    """Instantiating a ``_partial_`` node checks nothing; training would call it minutes in."""
+    with pytest.raises(ConfigError, match=message):
+        validate(compose_train(override), TrainConfig)
+
+
+def test_the_optimizer_keys_users_type_still_reach_it(compose_train):
+    cfg = validate(
+        compose_train("optim.lr=1e-4", "optim.weight_decay=0.05", "scheduler.warmup_ratio=0.2"), TrainConfig
+    )
+    optimizer, scheduler = instantiate(cfg.optim), instantiate(cfg.scheduler)
+    assert optimizer.keywords["lr"] == 1e-4 and optimizer.keywords["weight_decay"] == 0.05
+    assert scheduler.keywords["warmup_ratio"] == 0.2
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted([*CONF_DIR.glob("optim/*.yaml"), *CONF_DIR.glob("scheduler/*.yaml")]),
+    ids=lambda p: f"{p.parent.name}/{p.stem}",
+)
+def test_every_optimizer_and_schedule_builds_for_a_model(compose_train, path):
+    cfg = validate(compose_train(f"{path.parent.name}={path.stem}"), TrainConfig)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.LayerNorm(3))
+    built = configure(model, instantiate(cfg.optim), instantiate(cfg.scheduler), total_steps=10)
+    assert isinstance(built["optimizer"], torch.optim.Optimizer)
+    assert built["lr_scheduler"]["scheduler"].optimizer is built["optimizer"]
 
 
 def test_seed_zero_is_kept(compose_train):
@@ -78,7 +141,15 @@ def test_seed_zero_is_kept(compose_train):
 def test_redact_hides_credentials_but_keeps_tokenizer_settings():
     from emoreason.config import redact
 
-    cleaned = redact({"api_key": "sk-1", "model": {"tokenizer_kind": "bpe", "max_tokens": 5, "hf_token": "x"},
-                      "items": [{"password": "p"}]})  # fmt: skip
-    assert cleaned == {"api_key": "<redacted>", "model": {"tokenizer_kind": "bpe", "max_tokens": 5,
-                       "hf_token": "<redacted>"}, "items": [{"password": "<redacted>"}]}  # fmt: skip
+    cleaned = redact(
+        {
+            "api_key": "sk-1",
+            "model": {"tokenizer_kind": "bpe", "max_tokens": 5, "hf_token": "x"},
+            "items": [{"password": "p"}],
+        }
+    )
+    assert cleaned == {
+        "api_key": "<redacted>",
+        "model": {"tokenizer_kind": "bpe", "max_tokens": 5, "hf_token": "<redacted>"},
+        "items": [{"password": "<redacted>"}],
+    }

@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SMALL_RUN, shared_kote_dir, shared_reasoning_path
+
+from tests.support.project import REPO, SMALL_RUN, shared_kote_dir, shared_reasoning_path
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 COMMAND = re.compile(r"^\s*(?:[A-Z_]+=\S|(?:python|make|wandb|pip|\.venv/bin/python|export|nohup)\b)")
@@ -195,6 +196,13 @@ ROWS: dict[tuple[str, str], Row] = {
         "nohup .venv/bin/python train.py -m +sweep=study > study.log 2>&1 &",
     ): Row("cfg", r"seed: 0"),
     ("results.md", ".venv/bin/python report.py multirun/study"): Row("run", r"report\.md"),
+    (
+        "results.md",
+        "KOTE_DIR=../shared/data/kote python train.py -m seed=0,1,2 logger=none "
+        "model.config.hidden_size=128 model.config.num_hidden_layers=2 model.config.num_attention_heads=2 "
+        "model.config.intermediate_size=512 optim.lr=1e-3 trainer.max_epochs=15 "
+        "callbacks.early_stopping.patience=4 hydra.sweep.dir=/tmp/tiny_small",
+    ): Row("cfg", r"hidden_size: 128"),
     # docs/scale.md
     ("scale.md", "python train.py strategy=deepspeed_zero2 +strategy.config.gradient_clipping=1.0"): Row(
         "small", r"train\.py: error: .*gradient_clipping", status=2

@@ -7,8 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import CONF_DIR, REPO
 from hydra import compose, initialize_config_dir
+
+from tests.support.project import CONF_DIR, REPO
 
 GROUP_LINE = re.compile(r"^  (\w+) {2,}\S", re.MULTILINE)
 """A described group: two spaces, the name, at least two spaces, its one-line description."""

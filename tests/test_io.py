@@ -16,8 +16,10 @@ def umask_022():
 
 def test_outputs_get_the_umask_mode_not_0600(tmp_path, umask_022):
     """Colleagues sharing a results folder or a cache must be able to read what a run wrote."""
-    for path in (write_json_atomic(tmp_path / "metrics.json", {"a": 1}),
-                 write_jsonl_atomic(tmp_path / "p.jsonl", [{"a": 1}])):  # fmt: skip
+    for path in (
+        write_json_atomic(tmp_path / "metrics.json", {"a": 1}),
+        write_jsonl_atomic(tmp_path / "p.jsonl", [{"a": 1}]),
+    ):
         assert stat.S_IMODE(path.stat().st_mode) == 0o644
     os.umask(0o077)
     assert stat.S_IMODE(write_json_atomic(tmp_path / "private.json", {}).stat().st_mode) == 0o600

@@ -108,7 +108,7 @@ def test_every_package_is_placed_in_a_layer() -> None:
     ("module", "source", "expected"),
     [
         # A method (models) reaching into the LightningModule (training) for a type.
-        ("emoreason.models.generative", "from emoreason.training.module import MethodScores\n", 1),
+        ("emoreason.models.methods.generative", "from emoreason.training.module import Batch\n", 1),
         # Inside a function and under TYPE_CHECKING count as well.
         ("emoreason.training.loggers", "def f():\n    from emoreason.sweeps import overrides\n", 1),
         (

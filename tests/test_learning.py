@@ -23,8 +23,12 @@ def prior_baseline(splits) -> dict[str, object]:
 
 
 def test_short_training_beats_the_label_frequency_prior(compose_train):
-    cfg = compose_train("data.source.split_scheme=val_holdout", "logger=csv", "~callbacks.progress_bar",
-                        "trainer.max_epochs=3")  # fmt: skip
+    cfg = compose_train(
+        "data.source.split_scheme=val_holdout",
+        "logger=csv",
+        "~callbacks.progress_bar",
+        "trainer.max_epochs=3",
+    )
     report = train(cfg)
     baseline = prior_baseline(instantiate(cfg.data.source).load())
     model = report["test"]["tuned"]

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 
-from conftest import REPO, shared_kote_dir, shared_reasoning_path
+from tests.support.project import REPO, shared_kote_dir, shared_reasoning_path
 
 FAST_TESTS = "tests/test_config_tree.py"  # needs no data itself: only the session check is under test
 

@@ -7,15 +7,15 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import CONF_DIR, SMALL_RUN
 from hydra import compose, initialize_config_dir
-from sweeps.sweep_support import wandb_exit_code, wandb_records
 
 from emoreason.data.kote import KoteRow, read_kote_tsv
 from emoreason.evaluate import evaluate
 from emoreason.labels import LABELS
 from emoreason.models.backbones import BackboneUnavailableError, PretrainedBackbone
 from emoreason.train import limited_rows, train
+from tests.support.project import CONF_DIR, SMALL_RUN
+from tests.support.sweeps import wandb_exit_code, wandb_records
 
 pytestmark = pytest.mark.shared_data
 
@@ -32,9 +32,13 @@ def compose_evaluate(tmp_path, kote_dir, cache_dir, *overrides):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(
             config_name="evaluate",
-            overrides=[f"paths.output_dir={tmp_path}", f"paths.kote_dir={kote_dir}",
-                       f"paths.cache_dir={cache_dir}", *overrides],
-        )  # fmt: skip
+            overrides=[
+                f"paths.output_dir={tmp_path}",
+                f"paths.kote_dir={kote_dir}",
+                f"paths.cache_dir={cache_dir}",
+                *overrides,
+            ],
+        )
 
 
 def test_fast_dev_run_writes_a_complete_metrics_json(small_run, tmp_path, caplog):
@@ -70,9 +74,15 @@ def trained(tmp_path_factory, small_kote_dir, cache_dir):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(
             config_name="train",
-            overrides=[*SMALL_RUN, f"paths.kote_dir={small_kote_dir}", f"paths.cache_dir={cache_dir}",
-                       f"paths.output_dir={out}", "trainer.max_epochs=2", "data.source.max_train_rows=256"],
-        )  # fmt: skip
+            overrides=[
+                *SMALL_RUN,
+                f"paths.kote_dir={small_kote_dir}",
+                f"paths.cache_dir={cache_dir}",
+                f"paths.output_dir={out}",
+                "trainer.max_epochs=2",
+                "data.source.max_train_rows=256",
+            ],
+        )
     return out, train(cfg)
 
 
@@ -124,8 +134,17 @@ def test_tagging_text_and_file(trained, tmp_path, small_kote_dir, cache_dir):
     comments = tmp_path / "comments.txt"
     comments.write_text("정말 고맙습니다\n\n어이가 없네\n", encoding="utf-8")
     out_file = tmp_path / "tags.jsonl"
-    evaluate(compose_evaluate(tmp_path, small_kote_dir, cache_dir, ckpt, f"input_file={comments}",
-                              f"output_file={out_file}", "threshold=0.2"))  # fmt: skip
+    evaluate(
+        compose_evaluate(
+            tmp_path,
+            small_kote_dir,
+            cache_dir,
+            ckpt,
+            f"input_file={comments}",
+            f"output_file={out_file}",
+            "threshold=0.2",
+        )
+    )
     rows = [json.loads(line) for line in out_file.read_text(encoding="utf-8").splitlines()]
     assert [r["text"] for r in rows] == ["정말 고맙습니다", "어이가 없네"]
     assert all(set(r["labels"]) == {k for k, v in r["scores"].items() if v > 0.2} for r in rows)
@@ -182,11 +201,11 @@ def test_under_deepspeed_the_best_weights_go_into_a_fresh_whole_module(trained):
     callback = ModelCheckpoint(monitor="val/macro_f1_tuned")
     callback.best_model_path = report["best_checkpoint"]
     strategy = DeepSpeedStrategy(stage=3, parallel_devices=[torch.device("cpu")])
-    rank0 = SimpleNamespace(callbacks=[callback], strategy=strategy, is_global_zero=True)
+    rank0 = SimpleNamespace(checkpoint_callbacks=[callback], strategy=strategy, is_global_zero=True)
     restored, tested = _best_weights(rank0, parts)
     assert tested["checkpoint"] == report["best_checkpoint"] and restored.module is not parts.module
     state = restored.module.state_dict()
     assert state.keys() == expected.keys()
     assert all(torch.equal(state[k], expected[k]) for k in expected)
-    other_rank = SimpleNamespace(callbacks=[callback], strategy=strategy, is_global_zero=False)
+    other_rank = SimpleNamespace(checkpoint_callbacks=[callback], strategy=strategy, is_global_zero=False)
     assert _best_weights(other_rank, parts) == (parts, tested)  # only rank 0 tests: nothing built or read

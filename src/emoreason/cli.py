@@ -31,6 +31,8 @@ from hydra.errors import InstantiationException, OverrideParseException
 from hydra.types import RunMode, TaskFunction
 from omegaconf import DictConfig
 
+from emoreason.config import moved_key_hint
+
 USER_ERROR = 2
 FULL_ERROR = "HYDRA_FULL_ERROR"
 _FULL_ERROR_ASKED = "EMOREASON_FULL_ERROR_ASKED"
@@ -42,9 +44,7 @@ USER_ERROR_CLASSES: tuple[str, ...] = (
     "emoreason.data.kote.KoteDownloadError",
     "emoreason.data.sources.ReasoningJoinError",
     "emoreason.data.reasoning.ReasoningFormatError",
-    "emoreason.models.lora.LoraConfigError",
     "emoreason.models.backbones.BackboneUnavailableError",
-    "emoreason.training.strategies.DeepSpeedConfigError",
     "emoreason.generation.errors.GenerationError",
     "emoreason.evaluation.records.RecordError",
     "emoreason.sweeps.collect.NotASweepError",
@@ -86,7 +86,7 @@ def one_line(exc: BaseException) -> str:
 
     An override Hydra cannot parse is named first: its parser's message quotes only the failing token.
     """
-    text = re.split(r"\n\s*Config search path:", str(exc))[0]
+    text = moved_key_hint(re.split(r"\n\s*Config search path:", str(exc))[0])
     if isinstance(exc, OverrideParseException):
         text = f"cannot parse override {exc.override!r}: {text}"
     parts = [part.strip() for part in text.splitlines() if part.strip()] or [type(exc).__name__]

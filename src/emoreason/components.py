@@ -16,13 +16,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from transformers import PreTrainedTokenizerBase
 
-from emoreason.config import LoaderConfig, OptimConfig, TrainConfig, redact, validate
-from emoreason.data.datamodule import KoteDataModule
+from emoreason.config import ConfigError, LoaderConfig, TrainConfig, redact, validate
 from emoreason.data.sampling import KoteSplits
 from emoreason.data.sources import KoteSource
 from emoreason.models.backbones import Backbone
 from emoreason.models.lora import with_lora
-from emoreason.training.checkpoints import check_stored_targets, load_checkpoint
+from emoreason.models.methods.base import Method
+from emoreason.training.checkpoints import check_stored_targets, current_targets, load_checkpoint
+from emoreason.training.datamodule import KoteDataModule
 from emoreason.training.module import EmotionModule
 
 
@@ -33,7 +34,7 @@ class RunParts:
     """The run's rows; empty (with the run's split scheme) for a checkpoint reloaded by
     :func:`load_checkpoint_parts`."""
     backbone: Backbone
-    method: Any
+    method: Method
     tokenizer: PreTrainedTokenizerBase
     module: EmotionModule
     datamodule: KoteDataModule
@@ -65,6 +66,11 @@ def build_parts(
         splits = instantiate(cfg.data.source).load()
     backbone: Backbone = instantiate(cfg.model)
     method = instantiate(cfg.method)
+    if not isinstance(method, Method):
+        raise ConfigError(
+            f"method._target_={cfg.method._target_} is a {type(method).__qualname__}, not a method: name a "
+            "subclass of emoreason.models.methods.base.Method (docs/reasoning.md, 'Adding a method')"
+        )
     lora = instantiate(cfg.lora) if cfg.lora is not None else None
     if tokenizer_state is not None:
         tokenizer = backbone.restore_tokenizer(tokenizer_state)
@@ -80,9 +86,9 @@ def build_parts(
         # What ``auto`` resolved to: evaluation re-tunes on the same validation rows, never on training rows.
         "split_scheme": splits.scheme,
     }
-    optim = OmegaConf.to_object(cfg.optim)
-    assert isinstance(optim, OptimConfig)
-    module = EmotionModule(network, method, optim, extra_state)
+    # Partials (conf/optim, conf/scheduler): the module adds the parameters and the number of steps.
+    optimizer, scheduler = (instantiate(node, _convert_="all") for node in (cfg.optim, cfg.scheduler))
+    module = EmotionModule(network, method, optimizer, scheduler, extra_state)
     loader = OmegaConf.to_object(cfg.data.loader)
     assert isinstance(loader, LoaderConfig)
     datamodule = KoteDataModule(
@@ -109,8 +115,9 @@ def load_checkpoint_parts(
             f"{ckpt_path}: not an emoreason checkpoint (no 'emoreason' entry); was it made by train.py?"
         )
     state = checkpoint["emoreason"]
-    check_stored_targets(state["config"], ckpt_path)
-    cfg = OmegaConf.create(state["config"])
+    config = current_targets(state["config"])  # classes that moved since the checkpoint was written
+    check_stored_targets(config, ckpt_path)
+    cfg = OmegaConf.create(config)
     for key, value in (overrides or {}).items():
         if value is not None:
             OmegaConf.update(cfg, key, value)

@@ -1,20 +1,24 @@
 """Typed schemas for the settings whose typos must fail loudly, and the config resolvers.
 
-Groups that name a ``_target_`` (model, method, data source, trainer, callbacks, loggers) are checked by
-their target's signature when instantiated (and by ``tests/test_configs.py`` for every file). Everything
-else is merged into these dataclasses: an unknown key, a misspelt key or a wrong type is an error naming the
-key, instead of a silently ignored setting. Values are read as attributes, never with ``cfg.get(...)``, so a
-``seed: 0`` is a seed.
+Groups that name a ``_target_`` (model, method, data source, optimizer, scheduler, trainer, callbacks,
+loggers) are checked by their target's signature: when instantiated, and for a ``_partial_`` one (optimizer,
+scheduler: called only once training starts) by :func:`validate` at start; ``tests/test_configs.py`` checks
+every file. Everything else is merged into these dataclasses: an unknown key, a misspelt key or a wrong type
+is an error naming the key, instead of a silently ignored setting. Values are read as attributes, never with
+``cfg.get(...)``, so a ``seed: 0`` is a seed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import os
 import re
-from dataclasses import dataclass, field
+import typing
+from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
-import torch
+from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -34,17 +38,6 @@ class LoaderConfig:
     pool_factor: int = 50
     pad_to_multiple_of: int = 4
     num_workers: int = 0
-
-
-@dataclass
-class OptimConfig:
-    """AdamW with linear warmup then linear decay to zero (``optim`` in the config)."""
-
-    lr: float = 5e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
 
 
 @dataclass
@@ -79,7 +72,10 @@ class TrainConfig:
     method: Any = None
     lora: Any = None
     """A ``conf/lora`` entry (:class:`emoreason.models.lora.LoraSettings`), or None to train every weight."""
-    optim: OptimConfig = field(default_factory=OptimConfig)
+    optim: Any = None
+    """A ``conf/optim`` entry: an optimizer ``_target_`` with ``_partial_: true`` (parameters come later)."""
+    scheduler: Any = None
+    """A ``conf/scheduler`` entry: a learning-rate schedule ``_target_`` with ``_partial_: true``."""
     trainer: Any = None
     strategy: Any = None
     """A ``conf/strategy`` entry: auto, ddp or a DeepSpeed ZeRO stage."""
@@ -110,14 +106,78 @@ class EvaluateConfig:
 
 
 def validate(cfg: DictConfig, schema: type) -> DictConfig:
-    """``cfg`` merged onto ``schema``: unknown keys and wrong types raise :class:`ConfigError`."""
+    """``cfg`` merged onto ``schema``: unknown keys and wrong types raise :class:`ConfigError`.
+
+    Each top-level ``_partial_`` node is checked against its target's signature too (:func:`check_partial`).
+    """
     hydra_node = cfg.get("hydra") if isinstance(cfg, DictConfig) else None
-    plain = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if hydra_node is not None else cfg
+    plain = (
+        OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"]) if hydra_node is not None else cfg
+    )
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), plain)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"invalid configuration: {exc}".strip()) from None
+    assert isinstance(merged, DictConfig)  # a dataclass schema merges into a mapping
+    for key, node in merged.items():
+        if isinstance(node, DictConfig) and node.get("_partial_") is True:
+            check_partial(node, str(key))
     return merged
+
+
+def check_partial(node: DictConfig, key: str) -> None:
+    """Raise :class:`ConfigError` naming ``<key>.<arg>`` for an argument the ``_target_`` does not take, or a
+    value that does not fit the argument's annotation.
+
+    Why: ``instantiate`` of a ``_partial_`` node only wraps the target in ``functools.partial``; its keys meet
+    the signature when training calls it, minutes in. Annotations are checked by OmegaConf's own conversion
+    (``float`` takes ``1`` and ``"1e-4"``, not ``"fast"``); an annotation OmegaConf cannot type is skipped.
+    """
+    target = str(node._target_)
+    try:
+        fn = get_object(target)
+    except (ImportError, ValueError) as exc:
+        raise ConfigError(f"{key}._target_={target}: cannot be imported ({exc})") from None
+    signature = inspect.signature(fn)
+    if any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+        return
+    hints = typing.get_type_hints(fn.__init__ if inspect.isclass(fn) else fn)
+    for name in (str(k) for k in node if not str(k).startswith("_")):
+        if name not in signature.parameters:
+            settable = [p.name for p in signature.parameters.values() if p.default is not p.empty]
+            moved = MOVED_KEYS.get(f"{key}.{name}")
+            raise ConfigError(
+                f"{key}.{name}: moved to {moved}"
+                if moved
+                else f"{key}.{name}: {target} takes no such argument; it takes {', '.join(settable)}"
+            )
+        if name not in hints:
+            continue
+        try:
+            typed = OmegaConf.structured(make_dataclass("Argument", [(name, hints[name])]))
+        except OmegaConfBaseException:
+            continue
+        try:
+            OmegaConf.merge(typed, {name: node[name]})
+        except OmegaConfBaseException:
+            raise ConfigError(
+                f"{key}.{name}={node[name]!r} is not a {_type_name(hints[name])} "
+                f"(the {name} argument of {target})"
+            ) from None
+
+
+def _type_name(annotation: Any) -> str:
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation)
+
+
+MOVED_KEYS: dict[str, str] = {"optim.warmup_ratio": "scheduler.warmup_ratio"}
+"""Keys users typed that now live elsewhere (the schedule became its own group, ``conf/scheduler``)."""
+
+
+def moved_key_hint(message: str) -> str:
+    """``message`` with the new name of any moved key it quotes, for the one-line error of an override."""
+    hints = [f"{old} is now {new}" for old, new in MOVED_KEYS.items() if f"'{old}'" in message]
+    return f"{message} ({'; '.join(hints)})" if hints else message
 
 
 SECRET_KEY = re.compile(
@@ -138,6 +198,8 @@ def redact(value: Any) -> Any:
 
 def _auto_precision() -> str:
     """bf16 mixed precision where the GPU supports it, full fp32 on CPU."""
+    import torch  # here, not at the top: generate.py reads this module and needs no torch (2 s to import)
+
     return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
 
 
@@ -146,8 +208,30 @@ def _wandb_offline() -> bool:
     return not os.environ.get("WANDB_API_KEY")
 
 
+MAX_FOLDER_NAME_BYTES = 200
+"""Below the 255-byte file-name limit of ext4, XFS and most network file systems, with room to spare."""
+
+
+def job_folder_name(override_dirname: str) -> str:
+    """A sweep job's folder name: its overrides, or a prefix of them plus a hash when they are too long.
+
+    Why: a job with many overrides (a grid over several keys, long experiment names) would otherwise fail
+    at its first file with ``OSError: File name too long``. The hash is of the whole override string, so the
+    name is the same on every rerun and a finished job is still found and skipped.
+    """
+    if len(override_dirname.encode()) <= MAX_FOLDER_NAME_BYTES:
+        return override_dirname
+    digest = hashlib.sha1(override_dirname.encode()).hexdigest()[:12]
+    prefix = override_dirname.encode()[: MAX_FOLDER_NAME_BYTES - len(digest) - 1].decode(errors="ignore")
+    return f"{prefix}-{digest}"
+
+
 def register_resolvers() -> None:
     """Idempotent: entry points and tests call it before composing."""
-    for name, fn in (("auto_precision", _auto_precision), ("wandb_offline", _wandb_offline)):
+    for name, fn in (
+        ("auto_precision", _auto_precision),
+        ("wandb_offline", _wandb_offline),
+        ("job_folder", job_folder_name),
+    ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

@@ -31,7 +31,7 @@ def _is_rank_zero() -> bool:
 
 def plain_config(cfg: DictConfig) -> dict[str, Any]:
     """``cfg`` without its ``hydra`` node, resolved where it can be (left as written where not), redacted."""
-    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    job = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
     try:
         container = OmegaConf.to_container(job, resolve=True)
     except OmegaConfBaseException:  # e.g. an env variable not set: the job itself will name it

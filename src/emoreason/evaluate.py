@@ -17,8 +17,8 @@ from emoreason.components import RunParts, evaluation_splits, load_checkpoint_pa
 from emoreason.config import ConfigError, EvaluateConfig, validate
 from emoreason.data.kote import KoteDownloadError, KoteRow, read_kote_tsv
 from emoreason.data.sampling import KoteSplits
+from emoreason.evaluation.outputs import write_test_outputs
 from emoreason.evaluation.records import RunMetrics, prediction_records, write_metrics
-from emoreason.evaluation.report import write_test_outputs
 from emoreason.evaluation.scoring import ScoredSplit, predict_scores, threshold_and_reports
 from emoreason.io import read_text_lines, write_jsonl_atomic
 

@@ -6,17 +6,57 @@ The order is the dataset's own (KOTE README); ids in the TSV index into it, so i
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # only the tensor helpers need torch; generate.py must not pay seconds to import it
+    import torch
 
-LABELS: tuple[str, ...] = (
-    "불평/불만", "환영/호의", "감동/감탄", "지긋지긋", "고마움", "슬픔", "화남/분노", "존경", "기대감",
-    "우쭐댐/무시함", "안타까움/실망", "비장함", "의심/불신", "뿌듯함", "편안/쾌적", "신기함/관심",
-    "아껴주는", "부끄러움", "공포/무서움", "절망", "한심함", "역겨움/징그러움", "짜증", "어이없음",
-    "없음", "패배/자기혐오", "귀찮음", "힘듦/지침", "즐거움/신남", "깨달음", "죄책감", "증오/혐오",
-    "흐뭇함(귀여움/예쁨)", "당황/난처", "경악", "부담/안_내킴", "서러움", "재미없음", "불쌍함/연민",
-    "놀람", "행복", "불안/걱정", "기쁨", "안심/신뢰",
-)  # fmt: skip
+LABELS: tuple[str, ...] = (  # an id is a position here (0-based), as in the TSV
+    "불평/불만",
+    "환영/호의",
+    "감동/감탄",
+    "지긋지긋",
+    "고마움",
+    "슬픔",
+    "화남/분노",
+    "존경",
+    "기대감",
+    "우쭐댐/무시함",
+    "안타까움/실망",
+    "비장함",
+    "의심/불신",
+    "뿌듯함",
+    "편안/쾌적",
+    "신기함/관심",
+    "아껴주는",
+    "부끄러움",
+    "공포/무서움",
+    "절망",
+    "한심함",
+    "역겨움/징그러움",
+    "짜증",
+    "어이없음",
+    "없음",
+    "패배/자기혐오",
+    "귀찮음",
+    "힘듦/지침",
+    "즐거움/신남",
+    "깨달음",
+    "죄책감",
+    "증오/혐오",
+    "흐뭇함(귀여움/예쁨)",
+    "당황/난처",
+    "경악",
+    "부담/안_내킴",
+    "서러움",
+    "재미없음",
+    "불쌍함/연민",
+    "놀람",
+    "행복",
+    "불안/걱정",
+    "기쁨",
+    "안심/신뢰",
+)
 NUM_LABELS = len(LABELS)
 LABEL_TO_ID: dict[str, int] = {name: i for i, name in enumerate(LABELS)}
 NONE_LABEL = "없음"
@@ -33,6 +73,8 @@ def label_names(ids: Iterable[int]) -> list[str]:
 
 def multi_hot(ids: Iterable[int]) -> torch.Tensor:
     """A float 0/1 vector of length 44, the BCE target of one comment."""
+    import torch
+
     target = torch.zeros(NUM_LABELS, dtype=torch.float32)
     target[list(ids)] = 1.0
     return target

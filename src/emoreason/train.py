@@ -11,7 +11,7 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.strategies import DeepSpeedStrategy
 from omegaconf import DictConfig, OmegaConf
 
@@ -19,10 +19,10 @@ from emoreason.components import RunParts, build_parts
 from emoreason.config import TrainConfig, redact, validate
 from emoreason.data.kote import KoteRow
 from emoreason.evaluation.floors import write_run_floors
+from emoreason.evaluation.outputs import write_test_outputs
 from emoreason.evaluation.records import Results, RunMetrics, write_metrics
-from emoreason.evaluation.report import write_test_outputs
 from emoreason.evaluation.scoring import ScoredSplit, predict_scores, threshold_and_reports
-from emoreason.training.callbacks import check_monitors, without_monitoring
+from emoreason.training.callbacks import best_checkpoint_callback, check_monitors, without_monitoring
 from emoreason.training.checkpoints import consolidate_zero_checkpoint, load_checkpoint, resume_weights_only
 from emoreason.training.loggers import build_loggers, finishing_wandb, log_final_metrics, log_result_tables
 from emoreason.training.module import metric_key
@@ -48,11 +48,11 @@ def _best_weights(trainer: L.Trainer, parts: RunParts) -> tuple[RunParts, dict[s
     empty on each rank), so the best weights go into a freshly built, whole module on the same device — on
     rank 0 only, the one that tests: the others would also consolidate the same ZeRO folder at once.
     """
-    callback = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor), None)
+    callback = best_checkpoint_callback(trainer)
     if callback is None:
         return parts, _end_of_training("no callback selects a best checkpoint (validation off, or removed)")
-    best, score = callback.best_model_path, callback.best_model_score
-    score = None if score is None else round(float(score), 6)
+    best, best_score = callback.best_model_path, callback.best_model_score
+    score = None if best_score is None else round(float(best_score), 6)
     if not best:
         return parts, _end_of_training(f"no epoch was scored by {callback.monitor} (fast_dev_run?)")
     if not Path(best).exists():

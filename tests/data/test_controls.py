@@ -3,12 +3,12 @@
 from collections import Counter
 
 import pytest
-from conftest import shared_reasoning_path
 
 from emoreason.data.controls import TEMPLATE, shuffled_reasoning
 from emoreason.data.kote import KoteRow
 from emoreason.data.sources import ReasoningJoinError, ReasoningSource
 from emoreason.labels import label_names
+from tests.support.project import shared_reasoning_path
 
 pytestmark = pytest.mark.shared_data
 

@@ -10,8 +10,8 @@ import torch
 
 from emoreason.data.encoding_cache import encode_cached, encoding_key
 from emoreason.data.kote import KoteRow
-from emoreason.models.generative import MultitaskMethod
-from emoreason.models.methods import ClassifierMethod
+from emoreason.models.methods.classifier import ClassifierMethod
+from emoreason.models.methods.generative import MultitaskMethod
 from emoreason.models.tokenizers import train_tokenizer
 
 ROWS = [
@@ -49,8 +49,22 @@ def _same(left: dict, right: dict) -> bool:
     )
 
 
+def _cached(method, tokenizer, rows, max_length, *, train, cache_dir):
+    """``method``'s encoding through the cache, as the data module asks for it."""
+    return encode_cached(
+        method.encode,
+        tokenizer,
+        rows,
+        max_length,
+        train=train,
+        cache_dir=cache_dir,
+        name=method.name,
+        settings=repr(method),
+    )
+
+
 def _entry(tmp_path, method, tokenizer, train):
-    key = encoding_key(method, tokenizer, ROWS, 64, train)
+    key = encoding_key(repr(method), tokenizer, ROWS, 64, train)
     return tmp_path / "encoded" / f"{method.name}-{key}.safetensors"
 
 
@@ -59,55 +73,51 @@ def _entry(tmp_path, method, tokenizer, train):
 )
 def test_a_cached_encoding_reads_back_exactly_what_was_encoded(method, train, tokenizer, tmp_path):
     fresh = method.encode(ROWS, tokenizer, 64, train=train)
-    written = encode_cached(method, tokenizer, ROWS, 64, train=train, cache_dir=tmp_path)
+    written = _cached(method, tokenizer, ROWS, 64, train=train, cache_dir=tmp_path)
     entry = _entry(tmp_path, method, tokenizer, train)
     assert [p.name for p in (tmp_path / "encoded").iterdir()] == [entry.name]
     assert entry.read_bytes()[8:9] == b"{"  # safetensors: a length, then a JSON header; not a pickle
-    read = encode_cached(method, tokenizer, ROWS, 64, train=train, cache_dir=tmp_path)
+    read = _cached(method, tokenizer, ROWS, 64, train=train, cache_dir=tmp_path)
     assert _same(read.columns, fresh) and _same(written.columns, fresh)
     assert read.lengths == [len(ids) for ids in fresh["input_ids"]]
 
 
 def test_a_pickle_payload_in_place_of_an_entry_is_rebuilt_without_running_it(tokenizer, tmp_path, caplog):
     method = ClassifierMethod()
-    encode_cached(method, tokenizer, ROWS, 64, train=False, cache_dir=tmp_path)
+    _cached(method, tokenizer, ROWS, 64, train=False, cache_dir=tmp_path)
     entry, marker = _entry(tmp_path, method, tokenizer, False), tmp_path / "marker"
     entry.write_bytes(pickle.dumps({"input_ids": RunsOnLoad(str(marker))}))
     torch.save({"input_ids": RunsOnLoad(str(marker))}, tmp_path / "as_torch_save.pt")
     with caplog.at_level(logging.WARNING, logger="emoreason"):
-        read = encode_cached(method, tokenizer, ROWS, 64, train=False, cache_dir=tmp_path)
+        read = _cached(method, tokenizer, ROWS, 64, train=False, cache_dir=tmp_path)
         entry.write_bytes((tmp_path / "as_torch_save.pt").read_bytes())
-        again = encode_cached(method, tokenizer, ROWS, 64, train=False, cache_dir=tmp_path)
+        again = _cached(method, tokenizer, ROWS, 64, train=False, cache_dir=tmp_path)
     assert not marker.exists()
     fresh = method.encode(ROWS, tokenizer, 64, train=False)
     assert _same(read.columns, fresh) and _same(again.columns, fresh)
     warnings = [r.getMessage() for r in caplog.records if "rebuilding" in r.getMessage()]
     assert len(warnings) == 2 and all(str(entry) in w and "not a readable cache entry" in w for w in warnings)
-    assert _same(encode_cached(method, tokenizer, ROWS, 64, train=False, cache_dir=tmp_path).columns, fresh)
+    assert _same(_cached(method, tokenizer, ROWS, 64, train=False, cache_dir=tmp_path).columns, fresh)
 
 
 def test_an_altered_or_misplaced_entry_is_rebuilt(tokenizer, tmp_path, caplog):
     method = ClassifierMethod()
-    encode_cached(method, tokenizer, ROWS, 64, train=False, cache_dir=tmp_path)
+    _cached(method, tokenizer, ROWS, 64, train=False, cache_dir=tmp_path)
     entry = _entry(tmp_path, method, tokenizer, False)
     data = bytearray(entry.read_bytes())
     data[-8] ^= 0x01  # one bit of the last array's values
     entry.write_bytes(bytes(data))
     fresh = method.encode(ROWS, tokenizer, 64, train=False)
     with caplog.at_level(logging.WARNING, logger="emoreason"):
-        assert _same(
-            encode_cached(method, tokenizer, ROWS, 64, train=False, cache_dir=tmp_path).columns, fresh
-        )
+        assert _same(_cached(method, tokenizer, ROWS, 64, train=False, cache_dir=tmp_path).columns, fresh)
         other = ROWS[:4]  # another encoding's file copied under this key's name
-        encode_cached(method, tokenizer, other, 64, train=False, cache_dir=tmp_path)
+        _cached(method, tokenizer, other, 64, train=False, cache_dir=tmp_path)
         other_entry = (
-            tmp_path / "encoded" / f"{method.name}-{encoding_key(method, tokenizer, other, 64, False)}"
+            tmp_path / "encoded" / f"{method.name}-{encoding_key(repr(method), tokenizer, other, 64, False)}"
         )
         entry.write_bytes(other_entry.with_suffix(".safetensors").read_bytes())
-        assert _same(
-            encode_cached(method, tokenizer, ROWS, 64, train=False, cache_dir=tmp_path).columns, fresh
-        )
+        assert _same(_cached(method, tokenizer, ROWS, 64, train=False, cache_dir=tmp_path).columns, fresh)
     reasons = [r.getMessage() for r in caplog.records if "rebuilding" in r.getMessage()]
     assert len(reasons) == 2
     assert "do not match the sha256" in reasons[0]
-    assert f"not {encoding_key(method, tokenizer, ROWS, 64, False)!r}" in reasons[1]
+    assert f"not {encoding_key(repr(method), tokenizer, ROWS, 64, False)!r}" in reasons[1]

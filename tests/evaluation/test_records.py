@@ -61,14 +61,29 @@ def test_a_written_metrics_file_keeps_its_keys_and_nesting_and_adds_the_version(
     )
     on_disk = json.loads(write_metrics(tmp_path, metrics).read_text(encoding="utf-8"))
     assert list(on_disk) == [
-        "schema_version", "model", "method", "seed", "split_scheme", "checkpoint",
-        "threshold", "threshold_source", "val", "test", "wall_time_s",
-    ]  # fmt: skip
+        "schema_version",
+        "model",
+        "method",
+        "seed",
+        "split_scheme",
+        "checkpoint",
+        "threshold",
+        "threshold_source",
+        "val",
+        "test",
+        "wall_time_s",
+    ]
     assert on_disk["schema_version"] == SCHEMA_VERSION == 1
     assert list(on_disk["test"]) == [
-        "rows", "support", "labels_without_support", "tuned", "at_0.5", "at_0.3", "macro_auroc",
+        "rows",
+        "support",
+        "labels_without_support",
+        "tuned",
+        "at_0.5",
+        "at_0.3",
+        "macro_auroc",
         "unparseable_rate",
-    ]  # fmt: skip
+    ]
     assert set(on_disk["test"]["at_0.3"]) == {*FIGURES, "macro_f1_supported"}
     assert read_metrics(tmp_path / "metrics.json") == metrics
 
@@ -87,8 +102,9 @@ def test_a_metrics_file_without_a_version_is_read_as_version_0(tmp_path):
     assert metrics.run["global_step"] == 1250 and metrics.run["wall_time_s"] == 812.5
     again = metrics.to_json()
     assert {k: v for k, v in again.items() if k != "schema_version"} | {
-        "test": VERSION_0_TRAIN["test"], "val": VERSION_0_TRAIN["val"]
-    } == VERSION_0_TRAIN  # fmt: skip
+        "test": VERSION_0_TRAIN["test"],
+        "val": VERSION_0_TRAIN["val"],
+    } == VERSION_0_TRAIN
 
 
 @pytest.mark.parametrize(

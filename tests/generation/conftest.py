@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,8 +10,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from .fake_openai import FakeOpenAI, ServerThread
-from .gen_support import API_KEY, CONF_DIR, DUPLICATE_IDS, REPO, TINY_ROWS, base_overrides, tiny_rows
+from tests.support.fake_openai import FakeOpenAI, ServerThread
+from tests.support.generation import API_KEY, DUPLICATE_IDS, TINY_ROWS, base_overrides, tiny_rows
+from tests.support.project import CONF_DIR
 
 
 @pytest.fixture(scope="session")
@@ -25,16 +25,6 @@ def tiny_kote_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "val.tsv").write_text("".join(val), encoding="utf-8")
     (root / "test.tsv").write_text("".join(tiny_rows("x", 10, seed=2)), encoding="utf-8")
     return root
-
-
-@pytest.fixture(scope="session")
-def shared_reasoning_jsonl() -> Path:
-    """KOTE_REASONING_PATH, else ../shared/data/kote_reasoning/reasoning.jsonl; fails loudly when absent."""
-    default = REPO.parent / "shared" / "data" / "kote_reasoning" / "reasoning.jsonl"
-    path = Path(os.environ.get("KOTE_REASONING_PATH", default))
-    if not path.is_file():
-        pytest.fail(f"reasoning sample not found at {path}: set KOTE_REASONING_PATH")
-    return path
 
 
 @pytest.fixture

@@ -15,8 +15,7 @@ from emoreason.generation.client import request_body
 from emoreason.generation.config import ChatGPTConfig
 from emoreason.generation.errors import FatalAPIError
 from emoreason.generation.run import generate
-
-from .fake_openai import FakeOpenAI
+from tests.support.fake_openai import FakeOpenAI
 
 MakeCfg = Callable[..., DictConfig]
 BATCH = "generator.mode=batch"

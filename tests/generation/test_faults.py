@@ -8,8 +8,7 @@ import pytest
 
 from emoreason.generation.faults import FINISH_REASONS, Redactor, classify_error, error_object
 from emoreason.generation.ratelimit import CircuitBreaker
-
-from .gen_support import REPO
+from tests.support.project import REPO
 
 OTHER_KEY = "sk-" + "other-not-a-real-key-0"
 KEY = "sk-" + "proj-not-a-real-key-00000"  # built at run time: no secret scanner takes it for a key

@@ -12,13 +12,12 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from emoreason.config import ConfigError
 from emoreason.data.reasoning import read_reasoning_jsonl
 from emoreason.generation.config import load_config
-from emoreason.generation.errors import ConfigError
 from emoreason.generation.run import generate
-
-from .fake_openai import FakeOpenAI
-from .gen_support import CONF_DIR
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.project import CONF_DIR
 
 MakeCfg = Callable[..., DictConfig]
 
@@ -80,10 +79,10 @@ def test_an_output_that_is_the_cached_source_is_refused_and_the_source_kept(
             overrides=[
                 "generator=cached",
                 f"generator.source={source}",
-                f"kote_dir={tiny_kote_dir}",
-                "split_scheme=val_holdout",
-                "holdout_size=10",
-                "download=false",
+                f"data.source.root={tiny_kote_dir}",
+                "data.source.split_scheme=val_holdout",
+                "data.source.holdout_size=10",
+                "data.source.download=false",
                 "n=5",
                 f"output={output}",
                 "summary_path=null",

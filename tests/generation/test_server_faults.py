@@ -14,14 +14,12 @@ import pytest
 from omegaconf import DictConfig
 
 from emoreason.data.reasoning import read_reasoning_jsonl
-from emoreason.generation.cached import load_source
-from emoreason.generation.config import CachedConfig
+from emoreason.generation.cached import CachedGenerator, load_source
 from emoreason.generation.errors import FatalAPIError, RerunLaterError
 from emoreason.generation.run import generate
 from emoreason.generation.store import read_entries
-
-from .fake_openai import FakeOpenAI
-from .gen_support import TINY_ROWS
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.generation import TINY_ROWS
 
 MakeCfg = Callable[..., DictConfig]
 CALLS = TINY_ROWS - 1  # n=null: every row of the tiny copy; the duplicate pair shares a call
@@ -58,7 +56,7 @@ def test_usage_without_total_tokens_is_completed_and_every_reader_accepts_the_fi
     assert all(
         r.usage and r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens for r in records
     )
-    assert len(load_source(CachedConfig(source=str(_cache(tmp_path))))) == 6  # what generator=cached reads
+    assert len(load_source(CachedGenerator(source=str(_cache(tmp_path))))) == 6  # what generator=cached reads
 
     second = generate(make_cfg("n=6", f"generator.mode={mode}"))
     assert second["requests"] == 0 and second["from_cache"] == 6 and second["complete"]

@@ -6,24 +6,22 @@ import dataclasses
 
 import pytest
 import torch
-from reasoning.support import collate, tiny_backbone
 
 from emoreason.data.kote import KoteRow, read_kote_tsv
-from emoreason.models import generative
+from emoreason.models import likelihood
 from emoreason.models.continuations import continuation_logprobs, group_by_prefix
-from emoreason.models.generative import (
-    CausalLM,
+from emoreason.models.decoding import CausalLM, Generation, cut_at_stop
+from emoreason.models.heads import position_ids
+from emoreason.models.likelihood import flip_scores
+from emoreason.models.methods.generative import (
     ExplainThenPredictMethod,
-    Generation,
     LabelOnlyMethod,
     MultitaskMethod,
     PredictThenExplainMethod,
-    cut_at_stop,
-    encode_task,
-    flip_scores,
 )
-from emoreason.models.heads import position_ids
+from emoreason.models.targets import encode_task
 from emoreason.models.tokenizers import train_tokenizer
+from tests.support.reasoning import collate, tiny_backbone
 
 pytestmark = pytest.mark.shared_data
 
@@ -76,10 +74,14 @@ def gold_generations(method, model: CausalLM, rows: list[KoteRow], max_length: i
 
 @pytest.mark.parametrize(
     "method",
-    [LabelOnlyMethod(), ExplainThenPredictMethod(max_reasoning_tokens=24), PredictThenExplainMethod(),
-     MultitaskMethod()],
+    [
+        LabelOnlyMethod(),
+        ExplainThenPredictMethod(max_reasoning_tokens=24),
+        PredictThenExplainMethod(),
+        MultitaskMethod(),
+    ],
     ids=lambda m: m.name,
-)  # fmt: skip
+)
 def test_cached_scores_equal_full_forward_scores_for_every_method(
     method, comments, kote_tokenizer, monkeypatch
 ):
@@ -89,7 +91,7 @@ def test_cached_scores_equal_full_forward_scores_for_every_method(
     generations = gold_generations(method, model, comments, 48)
     with torch.no_grad():
         cached = flip_scores(model, batch, generations, method.tasks[0], batch_size=100)
-        monkeypatch.setattr(generative, "continuation_logprobs", full_forward_logprobs)
+        monkeypatch.setattr(likelihood, "continuation_logprobs", full_forward_logprobs)
         reference = flip_scores(model, batch, generations, method.tasks[0], batch_size=100)
     assert reference.shape == (COMMENTS, 44) and reference.std() > 0.01  # scores that could differ
     assert (cached - reference).abs().max() < 1e-3
@@ -105,8 +107,10 @@ def test_cached_logprobs_cover_branches_prefixes_of_the_trunk_and_chunking(comme
         (ids[0], ids[1][:3]),  # the trunk's start: scored by the trunk's pass alone
         (ids[0], ids[1][:2] + ids[3][:4]),  # branches off after two tokens
         (ids[0], ids[4][:1]),  # one token, off the trunk at once
-        (ids[2], ids[3][:4]), (ids[4][:2], ids[2][:5]), (ids[2], ids[1][:2]),
-    ]  # fmt: skip
+        (ids[2], ids[3][:4]),
+        (ids[4][:2], ids[2][:5]),
+        (ids[2], ids[1][:2]),
+    ]
     groups = group_by_prefix(pairs)
     assert [g.trunk for g in groups] == [ids[1][:6], ids[3][:4], ids[2][:5]]
     assert [shared for _, shared, _ in groups[0].branches] == [6, 3, 2 + (ids[3][0] == ids[1][2]), 0]

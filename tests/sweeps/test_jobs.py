@@ -4,14 +4,13 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SMALL_RUN
 from omegaconf import OmegaConf
 
 from emoreason.config import ConfigError
 from emoreason.sweeps.jobs import resolved_config, run_job
 from emoreason.train import train
-
-from .sweep_support import fake_metrics, wandb_exit_code
+from tests.support.project import SMALL_RUN
+from tests.support.sweeps import fake_metrics, wandb_exit_code
 
 OVERRIDES = ["data=kote_plain", "seed=3"]
 
@@ -101,3 +100,14 @@ def test_a_config_error_is_recorded_too(compose_train):
     with pytest.raises(ConfigError, match="lr"):
         run_job(bad, must_not_run, output_dir=out, overrides=["optim.lr=fast"], skip_finished=True)
     assert json.loads((out / "failure.json").read_text(encoding="utf-8"))["error"] == "ConfigError"
+
+
+def test_a_job_finished_before_optim_was_a_target_is_skipped(cfg):
+    """config.yaml of a run from before conf/optim and conf/scheduler were targets: the same run."""
+    out = Path(cfg.paths.output_dir)
+    before = resolved_config(cfg)
+    optim = {k: v for k, v in before["optim"].items() if not k.startswith("_")}
+    before["optim"] = {**optim, "warmup_ratio": before.pop("scheduler")["warmup_ratio"]}
+    stored = finish(out, before)
+    skipped = run_job(cfg, must_not_run, output_dir=out, overrides=OVERRIDES, skip_finished=True)
+    assert skipped["seed"] == stored["seed"]

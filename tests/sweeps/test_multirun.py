@@ -10,9 +10,9 @@ import pytest
 
 from emoreason.data.kote import read_kote_tsv
 from emoreason.labels import label_names
-from emoreason.training.loggers import fit
-
-from .sweep_support import REPO, run_train, wandb_run
+from emoreason.training.loggers import truncate_distinct
+from tests.support.project import REPO
+from tests.support.sweeps import run_train, wandb_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
@@ -128,7 +128,8 @@ def test_each_job_is_its_own_wandb_run_in_the_sweeps_group_with_tables(ablation)
         run, summary = wandb_run(job)
         run_ids.add(run.run_id)
         assert run.run_group == "2026-11-28/15-02-11" and run.display_name == name
-        assert run.job_type == fit(f"{PREFIX},data={data},model={model}", 64)  # the cell: no seed
+        cell = f"{PREFIX},data={data},model={model}"  # the cell: no seed
+        assert run.job_type == truncate_distinct(cell, 64)
         assert f"model={model}" in run.tags and "seed=0" in run.tags
         assert summary["test/macro_f1"] == pytest.approx(metrics(job)["test"]["tuned"]["macro_f1"])
         assert summary["test/per_label_f1/nrows"] == 44 and summary["test/sample_predictions/nrows"] == 64
@@ -170,3 +171,14 @@ def test_a_crash_is_recorded_the_others_finish_and_a_rerun_retries_only_it(tiny_
     assert (second.stdout + second.stderr).count("skipping finished job") == 1
     assert (ok / "metrics.json").read_bytes() == finished
     assert (crashed / "train.log").read_text(encoding="utf-8").count("job failed") == 2
+
+
+def test_a_job_whose_overrides_are_too_long_for_a_file_name_runs_and_a_rerun_skips_it(tiny_args, tmp_path):
+    tags = "[" + ",".join(f"ablation-arm-{i:03d}" for i in range(20)) + "]"  # 300+ bytes of overrides
+    args = [*tiny_args, f"tags={tags}", "logger=csv", f"hydra.sweep.dir={tmp_path}"]
+    first = run_train("-m", *args, env={})
+    assert first.returncode == 0, first.stderr[-3000:]
+    (job,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert len(job.name.encode()) <= 200 and job.name.startswith(PREFIX) and (job / "metrics.json").exists()
+    again = run_train("-m", *args, env={})
+    assert again.returncode == 0 and (again.stdout + again.stderr).count("skipping finished job") == 1

@@ -3,11 +3,11 @@
 import itertools
 
 import pytest
-from conftest import CONF_DIR
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from emoreason.config import TrainConfig, validate
+from tests.support.project import CONF_DIR
 
 PRESETS = sorted(p.stem for p in (CONF_DIR / "sweep").glob("*.yaml"))
 GRIDS = {"ablation": 27, "tiny_ablation": 10, "study": 27}
@@ -36,7 +36,8 @@ def test_every_job_of_a_grid_composes_and_validates(preset):
     for job in jobs:
         cfg = compose_train(f"+sweep={preset}", *job)
         validate(cfg, TrainConfig)
-        assert cfg.hydra.runtime.choices.experiment == job[0].split("=")[1]
+        chosen = dict(override.split("=", 1) for override in job)
+        assert cfg.hydra.runtime.choices.experiment == chosen["experiment"]
 
 
 def test_tiny_ablation_is_fig3_with_tiny_models_on_the_val_holdout_split():
@@ -68,8 +69,8 @@ def test_optuna_preset_searches_lr_and_lora_rank_on_an_experiment_with_lora():
 def test_study_is_the_full_size_question_with_its_controls_and_resumes_in_one_folder():
     cfg = compose_train("+sweep=study")
     jobs = grid(cfg.hydra.sweeper.params)
-    arms = {job[0].split("=")[1] for job in jobs}
-    assert {job[1] for job in jobs} == {"seed=0", "seed=1", "seed=2"} and len(arms) == 9
+    arms = {job[1].split("=")[1] for job in jobs}
+    assert {job[0] for job in jobs} == {"seed=0", "seed=1", "seed=2"} and len(arms) == 9
     assert cfg.hydra.sweep.dir == "multirun/study" and cfg.data.source.split_scheme == "val_holdout"
     assert cfg.data.source.max_train_rows is None  # all 4,000 training rows
     described = {}
@@ -92,3 +93,14 @@ def test_study_is_the_full_size_question_with_its_controls_and_resumes_in_one_fo
         ],
         key=str,
     )
+
+
+def test_the_study_runs_every_arm_of_a_seed_before_the_next_seed():
+    jobs = [
+        dict(o.split("=", 1) for o in job) for job in grid(compose_train("+sweep=study").hydra.sweeper.params)
+    ]
+    arms = {job["experiment"] for job in jobs}
+    assert [job["seed"] for job in jobs] == [seed for seed in ("0", "1", "2") for _ in arms]
+    assert (
+        jobs[-1]["experiment"] == "tiny_kcelectra_plain"
+    )  # the embedded default last: its recipe may change

@@ -7,29 +7,35 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF_DIR, SMALL_RUN
 from hydra import compose, initialize_config_dir
 from peft import PeftModel
-from reasoning.support import tiny_backbone
 
 from emoreason.evaluate import evaluate
-from emoreason.models.generative import LabelOnlyMethod
-from emoreason.models.lora import GPT_NEOX_TARGETS, LoraSettings, with_lora
-from emoreason.models.methods import ClassifierMethod
+from emoreason.models.lora import with_lora
+from emoreason.models.methods.classifier import ClassifierMethod
+from emoreason.models.methods.generative import LabelOnlyMethod
 from emoreason.models.tokenizers import train_tokenizer
 from emoreason.train import train
 from emoreason.training.adapters import export_adapter, read_adapter_folder
-from emoreason.training.module import EmotionModule, OptimConfig
+from emoreason.training.module import EmotionModule
+from emoreason.training.optimizers import adamw, linear_warmup
+from tests.support.project import CONF_DIR, SMALL_RUN, lora_settings
+from tests.support.reasoning import tiny_backbone
 
 TEXTS = ["정말 고맙습니다", "어이가 없네 진짜", "ㅋㅋㅋ 웃기다", "화가 난다 정말", "슬프고 아프다"] * 4
 EXTRA_STATE = {
     "config": {
         "model": {"_target_": "emoreason.models.backbones.EmbeddedBackbone", "init_seed": 0},
-        "lora": {"_target_": "emoreason.models.lora.LoraSettings", "r": 4, "alpha": 8, "dropout": 0.0,
-                 "target_modules": GPT_NEOX_TARGETS},
+        "lora": {
+            "_target_": "emoreason.models.lora.LoraSettings",
+            "r": 4,
+            "alpha": 8,
+            "dropout": 0.0,
+            "target_modules": lora_settings().target_modules,
+        },
     },
     "tokenizer": {"tokenizer_json": "{}"},
-}  # fmt: skip
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +44,9 @@ def tokenizer():
 
 
 def _module(method, tokenizer, seed: int | None = None) -> EmotionModule:
-    settings = LoraSettings(r=4, alpha=8, dropout=0.0)
+    settings = lora_settings(r=4, alpha=8, dropout=0.0)
     module = EmotionModule(
-        method.build_model(with_lora(tiny_backbone(), settings), tokenizer), method, OptimConfig()
+        method.build_model(with_lora(tiny_backbone(), settings), tokenizer), method, adamw, linear_warmup
     )
     if seed is not None:  # stand-in for training: every trainable weight moved
         torch.manual_seed(seed)
@@ -62,13 +68,16 @@ def test_the_folder_round_trips_and_peft_loads_it(method, tokenizer, tmp_path):
     assert export_adapter(trained.model, trained.state_dict(), EXTRA_STATE, tmp_path / "adapter")
     folder = tmp_path / "adapter"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "adapter_config.json", "adapter_model.safetensors", "emoreason.json", "head.safetensors"
-    ]  # fmt: skip
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "emoreason.json",
+        "head.safetensors",
+    ]
     config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
     assert (
         config["peft_type"] == "LORA"
         and config["r"] == 4
-        and set(config["target_modules"]) == set(GPT_NEOX_TARGETS)
+        and set(config["target_modules"]) == set(lora_settings().target_modules)
     )
 
     fresh = _module(method, tokenizer)
@@ -100,10 +109,19 @@ def test_a_lora_run_writes_the_folder_and_evaluate_reads_it(tmp_path, small_kote
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(
             config_name="train",
-            overrides=[*SMALL_RUN, f"paths.kote_dir={small_kote_dir}", f"paths.cache_dir={cache_dir}",
-                       f"paths.output_dir={run}", "trainer.max_epochs=1", "data.source.max_train_rows=64",
-                       "model=tiny_neox", "model.vocab_size=1000", "lora=default", "test=false"],
-        )  # fmt: skip
+            overrides=[
+                *SMALL_RUN,
+                f"paths.kote_dir={small_kote_dir}",
+                f"paths.cache_dir={cache_dir}",
+                f"paths.output_dir={run}",
+                "trainer.max_epochs=1",
+                "data.source.max_train_rows=64",
+                "model=tiny_neox",
+                "model.vocab_size=1000",
+                "lora=default",
+                "test=false",
+            ],
+        )
     best = train(cfg)["best_checkpoint"]
     assert (run / "adapter" / "adapter_model.safetensors").exists()
 
@@ -111,9 +129,14 @@ def test_a_lora_run_writes_the_folder_and_evaluate_reads_it(tmp_path, small_kote
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             eval_cfg = compose(
                 config_name="evaluate",
-                overrides=[f"paths.output_dir={tmp_path / 'eval'}", f"paths.kote_dir={small_kote_dir}",
-                           f"paths.cache_dir={cache_dir}", "threshold=0.5", f"ckpt_path={ckpt_path}"],
-            )  # fmt: skip
+                overrides=[
+                    f"paths.output_dir={tmp_path / 'eval'}",
+                    f"paths.kote_dir={small_kote_dir}",
+                    f"paths.cache_dir={cache_dir}",
+                    "threshold=0.5",
+                    f"ckpt_path={ckpt_path}",
+                ],
+            )
         return evaluate(eval_cfg)
 
     assert scored(run / "adapter")["test"] == scored(best)["test"]

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import CONF_DIR, REPO, SMALL_RUN
 from hydra import compose, initialize_config_dir
+from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from emoreason.evaluate import evaluate
@@ -22,14 +22,17 @@ from emoreason.training import checkpoints
 from emoreason.training.checkpoints import (
     ALLOWED_TARGETS,
     CONSOLIDATED_KEYS,
+    MOVED_TARGETS,
     CheckpointError,
     check_stored_targets,
     checkpoint_file,
     consolidate_zero_checkpoint,
+    current_targets,
     load_checkpoint,
     resave_trusted,
     resume_weights_only,
 )
+from tests.support.project import CONF_DIR, REPO, SMALL_RUN
 
 
 class RunsOnLoad:
@@ -203,22 +206,49 @@ def test_resave_names_what_it_cannot_store_as_plain_data(tmp_path):
     ("config", "key", "target"),
     [
         ({"model": {"_target_": "os.system", "command": "touch x"}}, "model._target_", "os.system"),
-        ({"method": {"_target_": "emoreason.models.methods.ClassifierMethod", "x": {"_target_": "eval"}}},
-         "method.x._target_", "eval"),
+        (
+            {
+                "method": {
+                    "_target_": "emoreason.models.methods.classifier.ClassifierMethod",
+                    "x": {"_target_": "eval"},
+                }
+            },
+            "method.x._target_",
+            "eval",
+        ),
         ({"name": "posix.system", "lora": {"_target_": "${name}"}}, "lora._target_", "posix.system"),
-        ({"data": {"source": {"_target_": "emoreason.io.write_text_atomic", "path": "~/.bashrc"}}},
-         "data.source._target_", "emoreason.io.write_text_atomic"),
+        (
+            {"data": {"source": {"_target_": "emoreason.io.write_text_atomic", "path": "~/.bashrc"}}},
+            "data.source._target_",
+            "emoreason.io.write_text_atomic",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_stored_target_outside_the_allow_list_is_refused(config, key, target):
     with pytest.raises(CheckpointError, match=rf"^run\.ckpt: stored config {key}='{target}' is not one of"):
         check_stored_targets(config, "run.ckpt")
 
 
+@pytest.mark.parametrize(("old", "new"), sorted(MOVED_TARGETS.items()))
+def test_a_class_stored_under_its_former_path_is_read_as_the_class_it_moved_to(old, new):
+    stored = {"method": {"_target_": old, "inference": "score"}, "tags": [{"_target_": old}], "seed": 3}
+    current = current_targets(stored)
+    assert current == {
+        "method": {"_target_": new, "inference": "score"},
+        "tags": [{"_target_": new}],
+        "seed": 3,
+    }
+    assert stored["method"]["_target_"] == old  # the stored config itself is left as it was
+    check_stored_targets(current, "old.ckpt")  # the class it names now is allowed
+    assert get_class(new).__qualname__ == old.rsplit(".", 1)[-1]
+    with pytest.raises(CheckpointError, match=rf"method._target_='{old}' is not one of"):
+        check_stored_targets(stored, "old.ckpt")  # only through the table
+
+
 def test_every_target_the_configs_name_is_allowed():
     named = {
         node["_target_"] if "_target_" in node else node["source"]["_target_"]
-        for group in ("data", "model", "method", "lora")
+        for group in ("data", "model", "method", "lora", "optim", "scheduler")
         for path in (CONF_DIR / group).glob("*.yaml")
         if (node := yaml.safe_load(path.read_text(encoding="utf-8")) or {})
         and ("_target_" in node or "source" in node)
@@ -236,10 +266,16 @@ def trained(tmp_path_factory, small_kote_dir, cache_dir):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(
             config_name="train",
-            overrides=[*SMALL_RUN, f"paths.kote_dir={small_kote_dir}", f"paths.cache_dir={cache_dir}",
-                       f"paths.output_dir={out}", "trainer.max_epochs=1", "data.source.max_train_rows=64",
-                       "test=false"],
-        )  # fmt: skip
+            overrides=[
+                *SMALL_RUN,
+                f"paths.kote_dir={small_kote_dir}",
+                f"paths.cache_dir={cache_dir}",
+                f"paths.output_dir={out}",
+                "trainer.max_epochs=1",
+                "data.source.max_train_rows=64",
+                "test=false",
+            ],
+        )
     report = train(cfg)
     return Path(report["best_checkpoint"])
 
@@ -248,9 +284,14 @@ def _evaluate_cfg(tmp_path, kote_dir, cache_dir, *overrides):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(
             config_name="evaluate",
-            overrides=[f"paths.output_dir={tmp_path / 'eval'}", f"paths.kote_dir={kote_dir}",
-                       f"paths.cache_dir={cache_dir}", "threshold=0.5", *overrides],
-        )  # fmt: skip
+            overrides=[
+                f"paths.output_dir={tmp_path / 'eval'}",
+                f"paths.kote_dir={kote_dir}",
+                f"paths.cache_dir={cache_dir}",
+                "threshold=0.5",
+                *overrides,
+            ],
+        )
 
 
 @pytest.mark.slow
@@ -259,10 +300,18 @@ def test_evaluate_py_refuses_a_shared_checkpoint_with_a_pickled_object(trained, 
     marker = tmp_path / "marker"
     shared = _with_payload(torch.load(trained, weights_only=True), tmp_path / "shared.ckpt", marker)
     result = subprocess.run(
-        [sys.executable, "evaluate.py", f"ckpt_path={shared}", f"paths.kote_dir={small_kote_dir}",
-         f"hydra.run.dir={tmp_path / 'eval'}"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "evaluate.py",
+            f"ckpt_path={shared}",
+            f"paths.kote_dir={small_kote_dir}",
+            f"hydra.run.dir={tmp_path / 'eval'}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"evaluate.py: error: {shared}: refused:") and "trust_checkpoint=true" in line
@@ -282,6 +331,22 @@ def test_with_trust_checkpoint_evaluation_unpickles_it_and_scores(
     assert marker.exists()
     clean = evaluate(_evaluate_cfg(tmp_path, small_kote_dir, cache_dir, f"ckpt_path={trained}"))
     assert trusted["test"] == clean["test"]
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_a_checkpoint_naming_the_former_method_path_evaluates_as_before(
+    trained, tmp_path, small_kote_dir, cache_dir
+):
+    checkpoint = torch.load(trained, weights_only=True)
+    method = checkpoint["emoreason"]["config"]["method"]
+    assert method["_target_"] == "emoreason.models.methods.classifier.ClassifierMethod"
+    method["_target_"] = "emoreason.models.methods.ClassifierMethod"  # as checkpoints before the move name it
+    old = tmp_path / "old.ckpt"
+    torch.save(checkpoint, old)
+    then = evaluate(_evaluate_cfg(tmp_path, small_kote_dir, cache_dir, f"ckpt_path={old}"))
+    now = evaluate(_evaluate_cfg(tmp_path, small_kote_dir, cache_dir, f"ckpt_path={trained}"))
+    assert then["method"] == "classifier" and then["test"] == now["test"]
 
 
 @pytest.mark.slow
@@ -309,10 +374,15 @@ def test_train_py_refuses_to_resume_from_a_file_with_a_pickled_object(
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(
             config_name="train",
-            overrides=[*SMALL_RUN, f"paths.kote_dir={small_kote_dir}", f"paths.cache_dir={cache_dir}",
-                       f"paths.output_dir={tmp_path / 'run'}", "data.source.max_train_rows=64",
-                       f"ckpt_path={shared}"],
-        )  # fmt: skip
+            overrides=[
+                *SMALL_RUN,
+                f"paths.kote_dir={small_kote_dir}",
+                f"paths.cache_dir={cache_dir}",
+                f"paths.output_dir={tmp_path / 'run'}",
+                "data.source.max_train_rows=64",
+                f"ckpt_path={shared}",
+            ],
+        )
     with pytest.raises(CheckpointError, match=rf"^{shared}: refused"):
         train(cfg)
     assert not marker.exists()

@@ -7,10 +7,10 @@ import logging
 import lightning as L
 import pytest
 import torch
-from conftest import SMALL_RUN
 
 from emoreason.config import ConfigError
 from emoreason.train import train
+from tests.support.project import SMALL_RUN
 
 pytestmark = pytest.mark.shared_data
 

@@ -10,10 +10,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, SMALL_RUN
 from lightning.pytorch.callbacks import RichProgressBar
 
 from emoreason.training.progress import PlainProgress, progress_bar, render_summary
+from tests.support.project import REPO, SMALL_RUN
 
 EPOCH_LINE = re.compile(
     r"epoch (\d+)/2 \| train/loss \d+\.\d{4} \| val/loss \d+\.\d{4} .*val/macro_f1 \d+\.\d{4} .*"

@@ -9,11 +9,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import SMALL_RUN
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from emoreason.train import train
 from emoreason.training.callbacks import BestCheckpoint
+from tests.support.project import SMALL_RUN
 
 pytestmark = pytest.mark.shared_data
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from itertools import accumulate, chain, pairwise
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,15 +34,12 @@ log = logging.getLogger(__name__)
 STACKED, RAGGED = "stacked", "ragged"
 
 
-class EncodingMethod(Protocol):
-    name: str
-    padding_side: str
+class Encode(Protocol):
+    """How a split's rows become columns (a method's ``encode``): the cache runs it on a miss only."""
 
-    def encode(
-        self, rows: list[KoteRow], tokenizer: PreTrainedTokenizerBase, max_length: int, *, train: bool
+    def __call__(
+        self, rows: Sequence[KoteRow], tokenizer: PreTrainedTokenizerBase, max_length: int, *, train: bool
     ) -> dict[str, list[Any]]: ...
-
-    def pad_values(self, tokenizer: PreTrainedTokenizerBase) -> dict[str, int]: ...
 
 
 class CacheEntryError(ValueError):
@@ -50,14 +47,15 @@ class CacheEntryError(ValueError):
 
 
 def encoding_key(
-    method: EncodingMethod,
+    settings: str,
     tokenizer: PreTrainedTokenizerBase,
     rows: list[KoteRow],
     max_length: int,
     train: bool,
 ) -> str:
-    """A hash of what produced an encoding: method settings, tokenizer vocabulary, rows, length, split."""
-    digest = hashlib.sha256(f"{method!r}|{max_length}|{train}|{len(tokenizer)}".encode())
+    """A hash of what produced an encoding: ``settings`` (the method's ``repr``), tokenizer vocabulary, rows,
+    length, split."""
+    digest = hashlib.sha256(f"{settings}|{max_length}|{train}|{len(tokenizer)}".encode())
     digest.update(tokenizer.backend_tokenizer.to_str().encode() if tokenizer.is_fast else b"slow")
     for row in rows:
         digest.update(f"{row.id}\t{row.text}\t{row.labels}\t{row.reasoning}\n".encode())
@@ -115,29 +113,33 @@ def from_safetensors(path: Path, key: str, num_rows: int) -> dict[str, list[Any]
 
 
 def encode_cached(
-    method: EncodingMethod,
+    encode: Encode,
     tokenizer: PreTrainedTokenizerBase,
     rows: list[KoteRow],
     max_length: int,
     *,
     train: bool,
     cache_dir: str | Path | None,
+    name: str,
+    settings: str,
 ) -> EncodedDataset:
-    """Tokenise ``rows`` once; reuse the verified stored result while method, tokenizer, rows are unchanged.
+    """Tokenise ``rows`` once; reuse the verified stored result while settings, tokenizer, rows are unchanged.
 
-    The entry is ``<cache_dir>/encoded/<method>-<key>.safetensors``; one that fails verification is rebuilt
-    (with a warning naming it and why) and replaced.
+    ``name`` (the method's) prefixes the file, ``settings`` (the method's ``repr``: its class and every
+    field) goes into the key. The entry is ``<cache_dir>/encoded/<name>-<key>.safetensors``; one that fails
+    verification is rebuilt (with a warning naming it and why) and replaced. The data layer knows no
+    method: the caller (:class:`emoreason.training.datamodule.KoteDataModule`) passes what it needs.
     """
     if cache_dir is None:
-        return EncodedDataset(method.encode(rows, tokenizer, max_length, train=train))
-    key = encoding_key(method, tokenizer, rows, max_length, train)
-    path = Path(cache_dir) / "encoded" / f"{method.name}-{key}.safetensors"
+        return EncodedDataset(encode(rows, tokenizer, max_length, train=train))
+    key = encoding_key(settings, tokenizer, rows, max_length, train)
+    path = Path(cache_dir) / "encoded" / f"{name}-{key}.safetensors"
     if path.exists():
         try:
             return EncodedDataset(from_safetensors(path, key, len(rows)))
         except CacheEntryError as exc:
             log.warning("encoded-data cache %s is not used (%s); rebuilding it", path, exc)
-    columns = method.encode(rows, tokenizer, max_length, train=train)
+    columns = encode(rows, tokenizer, max_length, train=train)
     with atomic_write(path, binary=True, durable=False) as handle:  # a cache: rebuilt if lost
         handle.write(to_safetensors(columns, key))
     return EncodedDataset(columns)

@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Protocol, TypeVar
 
 from emoreason.io import atomic_write, read_text_lines
 from emoreason.labels import NUM_LABELS
@@ -108,17 +108,25 @@ def iter_kote_records(handle: Iterable[str], path: Path | str) -> Iterator[tuple
         start = reader.line_num + 1
 
 
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+_Item = TypeVar("_Item", bound=_HasId)
+
+
 def unique_by_id(
-    numbered: Iterable[tuple[int, Any]], path: Path | str, error: type[ValueError], noun: str = "ID"
-) -> list[Any]:
+    numbered: Iterable[tuple[int, _Item]], path: Path | str, error: type[ValueError], noun: str = "ID"
+) -> list[_Item]:
     """Items (each with an ``id``) in order; a repeated id or an empty file raises ``error`` naming lines.
 
     Shared by every line-oriented reader (KOTE TSV, reasoning JSONL), so both report defects alike.
     """
-    items: list[Any] = []
+    items: list[_Item] = []
     first_line: dict[str, int] = {}
     for lineno, item in numbered:
-        item_id = item.id  # type: ignore[attr-defined]
+        item_id = item.id
         if item_id in first_line:
             raise error(
                 f"{path}:{lineno}: duplicate {noun} {item_id} (first seen on line {first_line[item_id]})"

@@ -9,7 +9,7 @@ Format: UTF-8 JSON Lines, one comment per line::
 ``id``, ``text`` and ``labels`` (KOTE label *names*) repeat the KOTE row, so training joins records with KOTE
 rows by ``id`` and can check that text and labels agree. ``model`` (the name the API returned),
 ``prompt_version``, ``usage`` and ``finish_reason`` describe how the reasoning was made; they may be absent
-or null, as in ``../shared/data/kote_reasoning``, whose records carry only the first four keys. Other keys
+or null, as in the shared ``kote_reasoning`` sample, whose records carry only the first four keys. Other keys
 are ignored, so later writers can add fields without breaking readers.
 
 Datasets are written atomically and read strictly: any defect is an error naming file and line. Only the

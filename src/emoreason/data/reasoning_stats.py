@@ -268,9 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m emoreason.data.reasoning_stats",
         description="Statistics of a reasoning dataset (JSONL), and optionally its dataset card.",
     )
-    parser.add_argument(
-        "path", help="a reasoning dataset, e.g. ../shared/data/kote_reasoning/reasoning.jsonl"
-    )
+    parser.add_argument("path", help="a reasoning dataset, e.g. the reasoning.jsonl generate.py wrote")
     parser.add_argument("--json", action="store_true", help="print the statistics as JSON")
     parser.add_argument("--card", help="write a dataset card (Markdown) to this path")
     parser.add_argument("--prompt", help="a file holding the generation prompt, quoted in the card")

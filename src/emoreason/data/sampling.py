@@ -2,7 +2,7 @@
 
 Two split schemes:
 - ``official``: KOTE's own train/val/test files (train.tsv is downloaded when missing).
-- ``val_holdout``: for copies that hold only val.tsv and test.tsv (like ``../shared/data/kote``): val.tsv is
+- ``val_holdout``: for copies that hold only val.tsv and test.tsv (as the shared KOTE copy does): val.tsv is
   split, seeded, into a training part and a ``holdout_size`` validation part; test.tsv stays the test set.
 ``auto`` takes ``official`` when train.tsv is present or downloadable and falls back to ``val_holdout``
 otherwise, saying so in the log and in ``metrics.json`` (``split_scheme``), so no number is mislabelled.
@@ -14,6 +14,7 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -48,7 +49,9 @@ def seeded_shuffle(rows: Sequence[KoteRow], seed: int) -> list[KoteRow]:
 def seed_sample(pool: Sequence[KoteRow], n: int, seed: int) -> list[KoteRow]:
     """The paper's seed sample: ``n`` rows of the labelled non-test pool, seeded, in ID order.
 
-    Generation and training call this with the same arguments and so agree on the rows.
+    ``generate.py`` draws the comments it writes reasoning for with this (``n``, ``seed``). Training never
+    draws again: ``data=kote_reasoning`` joins the dataset's records to KOTE rows by ID
+    (:class:`~emoreason.data.sources.ReasoningSource`), so it trains on the sampled rows of its train split.
     """
     if n <= 0:
         raise ValueError(f"seed sample size must be positive, got {n}")
@@ -70,12 +73,12 @@ def load_splits(
     """Read the KOTE files under ``root`` and split them by ``scheme`` (see the module docstring)."""
     if scheme not in ("auto", "official", "val_holdout"):
         raise ValueError(f"data.split_scheme must be auto, official or val_holdout, got {scheme!r}")
-    fetch = {"download": download, "verify_checksums": verify_checksums, "sha256": sha256}
-    val_path = locate_split(root, "val", **fetch)
-    test_path = locate_split(root, "test", **fetch)
+    locate = partial(locate_split, root, download=download, verify_checksums=verify_checksums, sha256=sha256)
+    val_path = locate("val")
+    test_path = locate("test")
     if scheme != "val_holdout":
         try:
-            train_path = locate_split(root, "train", **fetch)
+            train_path = locate("train")
         except KoteDownloadError:
             if scheme == "official":
                 raise

@@ -85,8 +85,10 @@ class ReasoningSource(KoteSource):
         check_control(self.reasoning_control, ReasoningJoinError)  # before reading anything
         splits = self._load_all()
         by_id = self._read_records()
-        joined = {name: _annotate(getattr(splits, name), by_id, self.reasoning_path)
-                  for name in ("train", "val", "test")}  # fmt: skip
+        joined = {
+            name: _annotate(getattr(splits, name), by_id, self.reasoning_path)
+            for name in ("train", "val", "test")
+        }
         missing = [r for r in joined["train"] if r.reasoning is None]
         train = [r for r in joined["train"] if r.reasoning is not None]
         if missing and self.missing_reasoning == "error":

@@ -75,9 +75,9 @@ def tfidf_logreg_scores(
         sublinear_tf=settings.sublinear_tf,
     )
     features = vectorizer.fit_transform([r.text for r in train])
-    model = OneVsRestClassifier(LogisticRegression(C=settings.C, solver="liblinear"))
-    model.fit(features, targets(train))
-    return [model.predict_proba(vectorizer.transform([r.text for r in rows])) for rows in evaluated]
+    classifier = OneVsRestClassifier(LogisticRegression(C=settings.C, solver="liblinear"))
+    classifier.fit(features, targets(train))
+    return [classifier.predict_proba(vectorizer.transform([r.text for r in rows])) for rows in evaluated]
 
 
 def floor_scores(
@@ -102,11 +102,11 @@ def compute_floors(splits: KoteSplits, settings: TfidfSettings = TfidfSettings()
     gold = [torch.from_numpy(targets(rows)) for rows in (splits.val, splits.test)]
     reports = {}
     for name, (val, test) in floor_scores(splits, settings).items():
-        scored = [
+        val_scored, test_scored = (
             ScoredSplit(torch.tensor(np.array(s), dtype=torch.float32), g)
             for s, g in zip((val, test), gold, strict=True)
-        ]
-        reports[name] = threshold_and_reports(*scored).to_json()
+        )
+        reports[name] = threshold_and_reports(val_scored, test_scored).to_json()
     return reports
 
 

@@ -15,7 +15,7 @@ from emoreason.console import RateLog
 from emoreason.evaluation.records import Figures, Results, SplitReport
 from emoreason.labels import LABELS
 from emoreason.training.metrics import label_support, score_metrics, tune_threshold
-from emoreason.training.module import EmotionModule, method_scores
+from emoreason.training.module import EmotionModule
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def predict_scores(module: EmotionModule, dataloader: DataLoader, what: str = "s
     with autocast:
         for batch in dataloader:
             on_device = {k: v.to(device) for k, v in batch.items()}
-            scored = method_scores(module.method, module.model, on_device)
+            scored = module.method.detailed_scores(module.model, on_device)
             scores.append(scored.scores.float().cpu())
             targets.append(batch["targets"])
             indices.append(batch["index"])

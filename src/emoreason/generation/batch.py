@@ -1,7 +1,7 @@
 """Batch mode (``generator.mode=batch``): the pending items as OpenAI Batch API jobs, at half the price.
 
 Steps, per batch: write one request line per pending call (``custom_id`` = cache key; the same request body
-as online, :func:`client.request_body`), upload it (``purpose=batch``), create the batch, poll until it
+as online, ``ChatClient.build_body``), upload it (``purpose=batch``), create the batch, poll until it
 ends, download the output and error files, and merge every line into the same cache as online mode, by
 ``custom_id``, through the same parser and classifier as online answers.
 
@@ -21,32 +21,33 @@ warning. Nothing else needs listing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import openai
 from openai.types import Batch
 
 from emoreason.data.kote import KoteRow
-from emoreason.generation.client import AbortedError, ChatClient, RetriesExhaustedError, request_body
+from emoreason.generation.client import AbortedError, ChatClient, RetriesExhaustedError
 from emoreason.generation.config import Mode
 from emoreason.generation.cost import Pricing, affordable, estimate_prompt_tokens, worst_case_usd
 from emoreason.generation.errors import CacheError, FatalAPIError, GenerationError
 from emoreason.generation.faults import Failure, error_object
-from emoreason.generation.items import WorkItem, entry_from_result, rejected_entry
+from emoreason.generation.items import CallOutcome, WorkItem, entry_from_result, rejected_entry
 from emoreason.generation.report import ProgressBar
-from emoreason.generation.store import CacheEntry, GenerationCache
+from emoreason.generation.store import GenerationCache
 from emoreason.io import atomic_write, fsync_dir
 from emoreason.labels import LABEL_TO_ID
 
 log = logging.getLogger(__name__)
 
-ENDPOINT = "/v1/chat/completions"
+ENDPOINT: Final = "/v1/chat/completions"
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 NO_LISTING = frozenset({404, 405, 501})
 """Statuses of a server that implements Batches create/retrieve but not ``GET /v1/batches``."""
@@ -98,35 +99,23 @@ def request_line(item: WorkItem, body: dict[str, Any]) -> bytes:
     return json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n"
 
 
-@dataclass
-class BatchOutcome:
-    stored: list[CacheEntry]
-    unresolved: dict[str, str]
-    batches: list[dict[str, Any]]
-
-
 class BatchRunner:
-    """Submits, resumes, polls and merges batches for one run."""
+    """Submits, resumes, polls and merges batches for one run (online mode's twin:
+    :class:`~emoreason.generation.online.OnlineRunner` takes the same arguments and returns the same outcome).
+    """
 
     def __init__(
-        self,
-        client: ChatClient,
-        cache: GenerationCache,
-        progress: ProgressBar,
-        *,
-        prompt_version: str,
-        max_cost_usd: float | None,
+        self, client: ChatClient, cache: GenerationCache, progress: ProgressBar, *, prompt_version: str
     ) -> None:
         self.client = client
         self.cfg = client.cfg
         self.cache = cache
         self.progress = progress
         self.prompt_version = prompt_version
-        self.max_cost_usd = max_cost_usd
         self.state_file = state_path(cache.path)
-        self.outcome = BatchOutcome([], {}, [])
+        self.outcome = CallOutcome()
 
-    async def run(self, pending: list[WorkItem]) -> BatchOutcome:
+    async def run(self, pending: list[WorkItem]) -> CallOutcome:
         """Resume a saved batch if there is one, then submit what is still pending, one batch at a time.
 
         A stop (fatal error, breaker, interrupted download) leaves the saved state for the next run and
@@ -169,7 +158,7 @@ class BatchRunner:
     def _within_budget(self, pending: list[WorkItem]) -> list[WorkItem]:
         pricing = Pricing.for_model(self.cfg, self.cfg.model, Mode.batch)
         worst = [worst_case_usd(i.messages, pricing, self.cfg.max_tokens) for i in pending]
-        fits = affordable(worst, self.max_cost_usd)
+        fits = affordable(worst, self.client.budget.limit_usd)
         for item in pending[fits:]:
             self.outcome.unresolved[item.key] = "budget"
         return pending[:fits]
@@ -185,7 +174,7 @@ class BatchRunner:
         return pending, []
 
     async def _submit(self, pending: list[WorkItem]) -> BatchState:
-        data = b"".join(request_line(i, request_body(self.cfg, i.messages)) for i in pending)
+        data = b"".join(request_line(i, self.client.build_body(i.messages)) for i in pending)
         upload = await self.client.call(
             lambda: self.client.openai.files.create(file=("emoreason-batch.jsonl", data), purpose="batch"),
             what="the Files API",
@@ -302,7 +291,7 @@ class BatchRunner:
             if not file_id:
                 continue
             content = await self.client.call(
-                lambda file_id=file_id: self.client.openai.files.content(file_id), what=f"file {file_id}"
+                functools.partial(self.client.openai.files.content, file_id), what=f"file {file_id}"
             )
             for number, text in enumerate(content.text.splitlines(), 1):
                 if not text.strip():

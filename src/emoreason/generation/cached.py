@@ -1,6 +1,6 @@
 """The ``cached`` generator: reasoning served from an existing file, with no network at all.
 
-The source is a reasoning dataset (like ``../shared/data/kote_reasoning/reasoning.jsonl``, a colleague's
+The source is a reasoning dataset (such as ``reasoning.jsonl`` from another run or a colleague's
 output) or a generation cache; records are matched to the sampled KOTE rows by ``id`` and must agree with
 them on text and labels, so a file made from another KOTE revision cannot slip in.
 """
@@ -9,12 +9,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from omegaconf import MISSING
+
+from emoreason.config import ConfigError
 from emoreason.data.kote import KoteRow
 from emoreason.data.reasoning import ReasoningFormatError, ReasoningRecord, read_reasoning_jsonl
-from emoreason.generation.config import CachedConfig
-from emoreason.generation.errors import ConfigError, GenerationError
+from emoreason.generation.config import GenerateConfig
+from emoreason.generation.errors import GenerationError
+from emoreason.generation.generator import Outcome
+from emoreason.generation.prompt import PromptTemplate
 from emoreason.generation.store import is_cache_file, read_entries
 
 SHOWN_IDS = 10
@@ -29,13 +35,43 @@ def _first(ids: Sequence[str]) -> str:
     return ", ".join(ids[:SHOWN_IDS]) + more
 
 
-def load_source(cfg: CachedConfig) -> dict[str, ReasoningRecord]:
+@dataclass
+class CachedGenerator:
+    """The ``cached`` generator (``conf/generator/cached.yaml``): serve reasoning from a file, never from the
+    network. Its fields are the config keys."""
+
+    name: str = "cached"
+    source: str = MISSING
+    allow_missing: bool = False
+    model: str | None = None
+    prompt_version: str | None = None
+
+    def check(self, settings: GenerateConfig) -> None:
+        """Nothing beyond its own keys: no key, no price, no cache."""
+
+    def inputs(self, settings: GenerateConfig) -> dict[str, str]:
+        return {"generator.source": self.source}
+
+    def generate(self, rows: Sequence[KoteRow], settings: GenerateConfig, prompt: PromptTemplate) -> Outcome:
+        """The source's records for ``rows``; complete when none is missing or skipping them was asked for."""
+        records, missing = serve_cached(rows, self)
+        summary = {
+            "items": len(rows),
+            "completed": len(records),
+            "skipped_missing": len(missing),
+            "requests": 0,
+            "source": self.source,
+        }
+        return Outcome(summary, complete=not missing or self.allow_missing, records=records)
+
+
+def load_source(cfg: CachedGenerator) -> dict[str, ReasoningRecord]:
     """Records of ``cfg.source`` by id, filtered by ``cfg.model``/``cfg.prompt_version`` when set."""
     path = Path(cfg.source)
     if not path.is_file():
         raise ConfigError(
             f"generator.source: {path} is not a file; point it at a reasoning dataset or generation cache, "
-            "e.g. generator.source=../shared/data/kote_reasoning/reasoning.jsonl"
+            "e.g. generator.source=data/kote_reasoning/reasoning.jsonl"
         )
     if is_cache_file(path):
         records = [e.record for e in read_entries(path).values() if e.status == "ok"]
@@ -62,7 +98,7 @@ def load_source(cfg: CachedConfig) -> dict[str, ReasoningRecord]:
     return {i: found[0] for i, found in by_id.items()}
 
 
-def serve_cached(rows: Sequence[KoteRow], cfg: CachedConfig) -> tuple[list[ReasoningRecord], list[str]]:
+def serve_cached(rows: Sequence[KoteRow], cfg: CachedGenerator) -> tuple[list[ReasoningRecord], list[str]]:
     """The source's record for each row, in row order, and the ids it lacks (an error unless allowed)."""
     source = load_source(cfg)
     records: list[ReasoningRecord] = []

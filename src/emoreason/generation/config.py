@@ -2,21 +2,29 @@
 
 The YAML under ``conf/`` supplies the values; :func:`load_config` merges them into these dataclasses with
 ``OmegaConf.structured``, which rejects unknown keys and wrong types naming the key, and then runs the range
-checks in ``__post_init__``. Every error is a :class:`ConfigError` whose message starts with the full key.
+checks in ``__post_init__``. The generator is the class ``generator._target_`` names, merged into the same
+way when it is a dataclass (both built-in ones are), and the KOTE source is the data group's
+``data.source``, instantiated. Every error is a :class:`~emoreason.config.ConfigError` whose message starts
+with the full key.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from emoreason.generation.errors import ConfigError
+from emoreason.config import ConfigError
+from emoreason.data.sources import KoteSource
+from emoreason.generation.generator import Generator
 
 
 class Mode(Enum):
@@ -48,7 +56,11 @@ class PromptConfig:
 
 @dataclass
 class ChatGPTConfig:
-    """Settings of the ``chatgpt`` generator (any OpenAI-compatible Chat Completions server)."""
+    """Settings of the ``chatgpt`` generator (any OpenAI-compatible Chat Completions server).
+
+    :class:`~emoreason.generation.chatgpt.ChatGPTGenerator` adds what it does; the settings stay here because
+    the client and the price table read them.
+    """
 
     name: str = "chatgpt"
     model: str = "gpt-4o-mini"
@@ -137,27 +149,16 @@ class ChatGPTConfig:
 
 
 @dataclass
-class CachedConfig:
-    """Settings of the ``cached`` generator: serve reasoning from a file, never from the network."""
-
-    name: str = "cached"
-    source: str = MISSING
-    allow_missing: bool = False
-    model: str | None = None
-    prompt_version: str | None = None
-
-
-@dataclass
 class GenerateConfig:
-    """The whole ``generate.py`` config (``paths`` and ``hydra`` are only read through interpolations)."""
+    """The whole ``generate.py`` config (``paths`` and ``hydra`` are only read through interpolations).
+
+    ``source`` is the data group's KOTE source (``data.source``, the
+    :class:`~emoreason.data.sources.KoteSource` that ``train.py data=kote_plain`` reads) and ``generator`` the
+    instantiated ``generator._target_``; :func:`load_config` sets both.
+    """
 
     n: int | None = 10_000
     seed: int = 0
-    split_scheme: str = "auto"
-    holdout_size: int = 1000
-    download: bool = True
-    verify_checksums: bool = True
-    kote_dir: str = MISSING
     output: str = MISSING
     cache_path: str = MISSING
     summary_path: str | None = None
@@ -165,6 +166,7 @@ class GenerateConfig:
     max_cost_usd: float | None = None
     progress: bool = True
     prompt: PromptConfig = MISSING
+    source: Any = None
     generator: Any = None
 
     def __post_init__(self) -> None:
@@ -174,9 +176,6 @@ class GenerateConfig:
             "must be a positive integer, or null for the whole pool",
             self.n,
         )
-        schemes = ("auto", "official", "val_holdout")
-        _check(self.split_scheme in schemes, "split_scheme", f"must be one of {schemes}", self.split_scheme)
-        _check(self.holdout_size >= 1, "holdout_size", "must be a positive integer", self.holdout_size)
         _check(
             self.max_cost_usd is None or self.max_cost_usd > 0,
             "max_cost_usd",
@@ -185,10 +184,37 @@ class GenerateConfig:
         )
 
 
-GENERATORS: dict[str, type[ChatGPTConfig] | type[CachedConfig]] = {
-    "chatgpt": ChatGPTConfig,
-    "cached": CachedConfig,
+BUILTIN_GENERATORS = {
+    "chatgpt": "emoreason.generation.chatgpt.ChatGPTGenerator",
+    "cached": "emoreason.generation.cached.CachedGenerator",
 }
+"""The ``_target_`` of a generator config that names none, by its ``name`` (configs written before generators
+were ``_target_`` s, e.g. a copy of an old ``conf/generator/chatgpt.yaml``)."""
+
+RENAMED = {
+    "kote_dir": "data.source.root",
+    "split_scheme": "data.source.split_scheme",
+    "holdout_size": "data.source.holdout_size",
+    "download": "data.source.download",
+    "verify_checksums": "data.source.verify_checksums",
+}
+"""Top-level keys that ``generate.py`` had before it read the data group's source, and where they went."""
+
+SPLIT_SCHEMES = ("auto", "official", "val_holdout")
+
+
+def renamed_key(keys: Iterable[str]) -> ConfigError | None:
+    """The error for the first key of ``keys`` (config keys or ``key=value`` overrides) that moved."""
+    for key in keys:
+        old = key.lstrip("~+").split("=", 1)[0]
+        if old in RENAMED:
+            new = RENAMED[old]
+            env = " (or set KOTE_DIR)" if old == "kote_dir" else ""
+            return ConfigError(
+                f"{old}: renamed to {new} (generate.py samples the data group's KOTE source, as train.py "
+                f"does): write {new}=...{env}"
+            )
+    return None
 
 
 def _check(ok: bool, key: str, requirement: str, value: object) -> None:
@@ -214,9 +240,29 @@ def _resolved(node: DictConfig, key: str) -> Any:
         raise ConfigError(f"{key}: cannot resolve ({str(exc).splitlines()[0]})") from None
 
 
-def load_config(cfg: DictConfig | Mapping[str, Any]) -> GenerateConfig:
-    """Validate a composed ``generate`` config; ``result.generator`` is a ChatGPTConfig or a CachedConfig."""
-    node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(dict(cfg))
+def _called(values: dict[str, Any], key: str) -> Any:
+    """``values`` (a ``_target_`` and its keys) instantiated by Hydra, its errors re-raised naming ``key``."""
+    try:
+        return instantiate(values, _convert_="all")
+    except InstantiationException as exc:
+        reason = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        raise ConfigError(f"{key}: {reason}") from None
+
+
+def _instantiated(values: dict[str, Any], key: str) -> Any:
+    """A dataclass ``_target_`` merged into as a typed schema (an unknown key or a wrong type is an error
+    naming it, values are converted to the field's type), any other one called by Hydra."""
+    target = str(values["_target_"])
+    try:
+        cls = get_class(target)
+    except (ImportError, ValueError) as exc:
+        raise ConfigError(f"{key}._target_: cannot import {target!r} ({exc})") from None
+    if not dataclasses.is_dataclass(cls):
+        return _called(values, key)
+    return _typed(cls, {k: v for k, v in values.items() if k != "_target_"}, f"{key}.")
+
+
+def _generator(node: DictConfig) -> Generator:
     generator = node.get("generator")
     if not isinstance(generator, DictConfig):
         raise ConfigError("generator: missing; choose one with generator=chatgpt or generator=cached")
@@ -226,13 +272,62 @@ def load_config(cfg: DictConfig | Mapping[str, Any]) -> GenerateConfig:
             "environment variable, so it never lands in a config dump or log; remove it from the config "
             "and export it."
         )
-    schema = GENERATORS.get(str(generator.get("name")))
-    if schema is None:
+    values = _resolved(node, "generator")
+    if values.get("_target_") is None:
+        target = BUILTIN_GENERATORS.get(str(values.get("name")))
+        if target is None:
+            raise ConfigError(
+                f"generator.name must be one of {sorted(BUILTIN_GENERATORS)}, got {values.get('name')!r} "
+                "(or name a Generator class in generator._target_: docs/generation.md)"
+            )
+        values["_target_"] = target
+    built = _instantiated(values, "generator")
+    if not isinstance(built, Generator):
         raise ConfigError(
-            f"generator.name must be one of {sorted(GENERATORS)}, got {generator.get('name')!r}"
+            f"generator._target_: {type(built).__qualname__} is not a generator: it needs the members of "
+            "emoreason.generation.generator.Generator (name, check, inputs, generate)"
         )
-    typed_generator = _typed(schema, _resolved(node, "generator"), "generator.")
-    top = {key: _resolved(node, str(key)) for key in node if key not in ("generator", "paths")}
+    return built
+
+
+def _source(node: DictConfig) -> KoteSource:
+    """``data.source``: the KOTE rows the seed sample is drawn from, checked as far as reading them allows."""
+    values = _resolved(node, "data").get("source") if "data" in node else None
+    if not isinstance(values, dict) or "_target_" not in values:
+        raise ConfigError(
+            "data.source: missing; generate.yaml takes it from the data group (data=kote_plain)"
+        )
+    source = _called(values, "data.source")
+    if type(source) is not KoteSource:
+        raise ConfigError(
+            f"data.source: generate.py draws its sample from KOTE itself (data=kote_plain), not from a "
+            f"{type(source).__qualname__}"
+        )
+    _check(
+        source.split_scheme in SPLIT_SCHEMES,
+        "data.source.split_scheme",
+        f"must be one of {SPLIT_SCHEMES}",
+        source.split_scheme,
+    )
+    _check(
+        source.holdout_size >= 1,
+        "data.source.holdout_size",
+        "must be a positive integer",
+        source.holdout_size,
+    )
+    return source
+
+
+def load_config(cfg: DictConfig | Mapping[str, Any]) -> GenerateConfig:
+    """Validate a composed ``generate`` config: ``result.source`` is a KoteSource and ``result.generator``
+    the :class:`~emoreason.generation.generator.Generator` that ``generator._target_`` names."""
+    node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(dict(cfg))
+    moved = renamed_key(str(key) for key in node)
+    if moved is not None:
+        raise moved
+    generator = _generator(node)
+    top = {str(key): _resolved(node, str(key)) for key in node if key not in ("generator", "paths", "data")}
     settings: GenerateConfig = _typed(GenerateConfig, top, "")
-    settings.generator = typed_generator
+    settings.source = _source(node)
+    settings.generator = generator
     return settings

@@ -1,4 +1,8 @@
-"""Errors that stop a generation run; each message says what went wrong and what to do about it."""
+"""Errors that stop a generation run; each message says what went wrong and what to do about it.
+
+A config value that cannot work is :class:`emoreason.config.ConfigError`, the one every layer raises;
+``generate.py`` exits 2 on it, as on a :class:`GenerationError`.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,6 @@ class GenerationError(RuntimeError):
     """
 
     exit_code = 2
-
-
-class ConfigError(GenerationError, ValueError):
-    """A config value that cannot work; the message names the key."""
 
 
 class FatalAPIError(GenerationError):

@@ -1,9 +1,11 @@
-"""Work items (one KOTE comment, its prompt and cache key) and the cache entries their outcomes become."""
+"""Work items (one KOTE comment, its prompt and cache key), the cache entries their outcomes become, and
+what a runner (online or batch) returns."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from emoreason.data.kote import KoteRow
 from emoreason.data.reasoning import ReasoningRecord
@@ -80,3 +82,13 @@ def rejected_entry(item: WorkItem, reason: str, detail: str, prompt_version: str
         cost_usd=0.0,
         mode=mode,
     )
+
+
+@dataclass
+class CallOutcome:
+    """What a runner did with the pending calls: the entries it stored, why each other key was not stored
+    (``rate_limited``, ``budget``, ``aborted``, ``batch_pending``...), and the batches it waited on."""
+
+    stored: list[CacheEntry] = field(default_factory=list)
+    unresolved: dict[str, str] = field(default_factory=dict)
+    batches: list[dict[str, Any]] = field(default_factory=list)

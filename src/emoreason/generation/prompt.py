@@ -7,8 +7,8 @@ import json
 import string
 from dataclasses import dataclass
 
+from emoreason.config import ConfigError
 from emoreason.generation.config import PromptConfig
-from emoreason.generation.errors import ConfigError
 from emoreason.labels import LABEL_SEPARATOR
 
 PROMPT_FIELDS = frozenset({"text", "labels"})

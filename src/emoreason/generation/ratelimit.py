@@ -1,10 +1,15 @@
-"""Client-side requests/min and tokens/min limits, the shared pause after the server says slow down, and the
-circuit breaker that ends a run whose server fails every call.
+"""Client-side requests/min and tokens/min limits, the calls-in-flight window, the shared pause after the
+server says slow down, and the circuit breaker that ends a run whose server fails every call.
 
 Providers enforce per-minute limits over short windows (OpenAI: "60,000 requests/minute may be enforced as
 1,000 requests/second"), so each limit is a token bucket that holds one second's worth and refills
 continuously. A call debits its cost at once, even into debt, and sleeps until the debt is repaid: callers are
 served in arrival order and a call larger than the bucket still gets through.
+
+How many calls are in flight adapts to the server (AIMD, as TCP's congestion window, RFC 5681): the window
+grows by one call per window of answers and halves, at most once per round of calls in flight, when 429s
+show a rate limit. A call waiting out its own backoff holds no place in the window, so one refused call
+does not idle a slot for its whole Retry-After.
 """
 
 from __future__ import annotations
@@ -16,6 +21,11 @@ from collections.abc import Callable
 from contextvars import ContextVar
 
 BURST_SECONDS = 1.0
+LIMIT_WINDOW = 50
+LIMIT_SHARE = 0.2
+"""A 429 while at least this share of the last :data:`LIMIT_WINDOW` answers (or of all so far, when fewer)
+are 429s shows a rate limit: a client over an account's limit is refused nearly every time, while a server
+refusing 5% of calls at random reaches 20% of 50 with probability below 1e-3."""
 
 SENT_AT: ContextVar[float] = ContextVar("SENT_AT", default=0.0)
 """When the current task's last request left (set by :meth:`RateLimiter.acquire`): decides whether a 429
@@ -94,6 +104,73 @@ class RateLimiter:
         if delay > 0:
             await asyncio.sleep(delay)
         SENT_AT.set(self._clock())
+
+
+class CallWindow:
+    """How many calls may be in flight: at most ``limit``, halved while 429s show a rate limit (AIMD).
+
+    :meth:`slow_down` decides what a 429 means. While at least :data:`LIMIT_SHARE` of recent answers are
+    429s (a lone 429 at the start of a run counts), it pauses every caller: the caller then calls
+    :meth:`RateLimiter.pause`, which coalesces the pauses of calls in flight into one. Once that share holds
+    over a full :data:`LIMIT_WINDOW`, a sustained limit, the window also halves, at most once per round:
+    429s to calls already in flight at a cut answer the rate that caused it. Other 429s, a server's
+    occasional refusals, delay only their own retry, which waits its Retry-After outside the window. Each
+    other answer grows the window by ``1 / window`` (one call per round) up to ``limit``.
+    """
+
+    def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.size = float(limit)
+        self.in_flight = 0
+        self.cuts = 0
+        self._clock = clock
+        self._last_cut = float("-inf")
+        self._recent: deque[bool] = deque(maxlen=LIMIT_WINDOW)
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def enter(self, *, retry: bool = False) -> None:
+        """Wait for a place in the window (first come, first served; a retry, which has waited its backoff
+        already, goes first), then take it."""
+        waiter = asyncio.get_running_loop().create_future()
+        if retry:
+            self._waiters.appendleft(waiter)
+        else:
+            self._waiters.append(waiter)
+        self._wake()
+        try:
+            await waiter
+        except BaseException:
+            if not waiter.cancelled():
+                self.leave()  # given a place, then cancelled: the place goes to the next caller
+            raise
+
+    def leave(self) -> None:
+        """Give back the place of a call that has its answer (or failed to get one)."""
+        self.in_flight -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.in_flight < int(self.size):
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.in_flight += 1
+                waiter.set_result(None)
+
+    def answered(self) -> None:
+        """A call got a usable answer or a failure that says nothing about the rate."""
+        self._recent.append(False)
+        self.size = min(float(self.limit), self.size + 1.0 / self.size)
+        self._wake()
+
+    def slow_down(self, sent_at: float) -> bool:
+        """Note a 429 to a call sent at ``sent_at``; True when it shows a rate limit all callers must obey."""
+        self._recent.append(True)
+        refused = sum(self._recent)
+        if refused >= LIMIT_SHARE * LIMIT_WINDOW and sent_at > self._last_cut:
+            self.size = max(1.0, self.size / 2)
+            self._last_cut = self._clock()
+            self.cuts += 1
+        return refused >= LIMIT_SHARE * len(self._recent)
 
 
 class CircuitBreaker:

@@ -112,10 +112,11 @@ def parse_completion(
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
     if isinstance(body, str):
+        text = body
         try:
-            body = json.loads(body)
+            body = json.loads(text)
         except ValueError:
-            raise NotACompletion(f"the body is not JSON: {one_line(encodable(body))}") from None
+            raise NotACompletion(f"the body is not JSON: {one_line(encodable(text))}") from None
     error = error_object(body)
     if error is not None or not isinstance(body, Mapping):
         shown = one_line(encodable(json.dumps(body, ensure_ascii=False)))
@@ -125,7 +126,8 @@ def parse_completion(
     if not isinstance(choice, Mapping):
         shown = one_line(encodable(json.dumps(body, ensure_ascii=False)))
         raise NotACompletion(f"a body with no choices: {shown}")
-    message = choice.get("message") if isinstance(choice.get("message"), Mapping) else {}
+    found = choice.get("message")
+    message: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     content = _content(message)
     stripped = False
     if content is not None and remove_think:

@@ -1,6 +1,9 @@
 """The generation cache: every finished call made durable the moment it returns, so nothing is paid twice.
 
-One JSON line per finished call, appended and fsynced before the item counts as done. A line is a reasoning
+One JSON line per finished call, appended and fsynced before the item counts as done. Appends that arrive
+while an fsync runs are written together and made durable by the next single fsync (group commit, as
+databases do for their logs): one fsync per group instead of one per call, and still no call counts as
+done before an fsync that covers its line. A line is a reasoning
 record (see :mod:`emoreason.data.reasoning`) plus ``key``, ``status`` (``ok`` or ``failed``), the failure
 ``reason``/``detail``, ``cost_usd`` and ``mode``. Only outcomes that would repeat are stored as failures
 (truncated, refused, filtered, rejected); transient ones (429, 5xx, timeouts) are not stored at all, so a
@@ -139,7 +142,10 @@ class GenerationCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.entries: dict[str, CacheEntry] = {}
+        self.fsyncs = 0
         self._fd: int | None = None
+        self._queued: list[tuple[CacheEntry, bytes, asyncio.Future[None]]] = []
+        self._committing = False
 
     def __enter__(self) -> GenerationCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -192,9 +198,37 @@ class GenerationCache:
             view = view[os.write(self._fd, view) :]
 
     async def append(self, entry: CacheEntry) -> None:
-        """Append one entry and return once it is on disk (the fsync runs off the event loop)."""
+        """Append one entry and return once it is on disk (the fsync runs off the event loop).
+
+        The first caller writes and fsyncs every line queued so far, then again for lines queued meanwhile,
+        until none is left; each caller returns when the fsync covering its line has returned.
+        """
         line = encodable(json.dumps(entry.to_json(), ensure_ascii=False)) + "\n"
-        self._write(line.encode("utf-8"))
-        assert self._fd is not None
-        await asyncio.to_thread(os.fsync, self._fd)
-        self.entries[entry.key] = entry
+        done = asyncio.get_running_loop().create_future()
+        self._queued.append((entry, line.encode("utf-8"), done))
+        if not self._committing:
+            self._committing = True
+            try:
+                while self._queued:
+                    await self._commit()
+            finally:
+                self._committing = False
+        await done
+
+    async def _commit(self) -> None:
+        group, self._queued = self._queued, []
+        try:
+            self._write(b"".join(line for _, line, _ in group))
+            assert self._fd is not None
+            await asyncio.shield(asyncio.to_thread(os.fsync, self._fd))
+        except BaseException as exc:  # none of these lines is known to be durable: no caller counts it done
+            for _, _, done in group + self._queued:
+                if not done.done():
+                    done.cancel() if isinstance(exc, asyncio.CancelledError) else done.set_exception(exc)
+            self._queued = []
+            raise
+        self.fsyncs += 1
+        for entry, _, done in group:
+            self.entries[entry.key] = entry
+            if not done.done():
+                done.set_result(None)

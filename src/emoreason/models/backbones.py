@@ -35,7 +35,7 @@ class BackboneUnavailableError(RuntimeError):
     """Pretrained weights or tokenizer could not be loaded (offline, wrong name or revision)."""
 
 
-def _auto_model_class(architecture: Architecture) -> type:
+def _auto_model_class(architecture: Architecture) -> type[AutoModel] | type[AutoModelForCausalLM]:
     return AutoModel if architecture == "encoder" else AutoModelForCausalLM
 
 

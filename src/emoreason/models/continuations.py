@@ -26,11 +26,12 @@ from torch import distributed as dist
 from torch import nn
 from torch.nn import functional as F
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from emoreason.models.heads import position_ids
 
 if TYPE_CHECKING:
-    from emoreason.models.generative import CausalLM
+    from emoreason.models.decoding import CausalLM
 
 
 def partitioned_across_ranks(model: nn.Module) -> bool:
@@ -91,8 +92,13 @@ def _run_trunks(model: CausalLM, groups: Sequence[Prefix]) -> tuple[torch.Tensor
         mask[row, width - len(sequence) :] = 1
     ids, mask = ids.to(device), mask.to(device)
     keep = max(len(g.trunk) for g in groups) + 1
-    out = model.network(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), use_cache=True,
-                        logits_to_keep=keep)  # fmt: skip
+    out = model.network(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=position_ids(mask),
+        use_cache=True,
+        logits_to_keep=keep,
+    )
     return torch.log_softmax(out.logits.float(), dim=-1), mask, out.cache
 
 
@@ -120,9 +126,11 @@ def _run_rests(
         targets[i, : len(rest) - 1] = torch.tensor(rest[1:], dtype=torch.long)
         mask[i, : len(rest) - 1] = True
     ids, targets, mask = ids.to(device), targets.to(device), mask.to(device)
-    rows_cache = DynamicCache(
-        ddp_cache_data=[(layer.keys[rows, :, span], layer.values[rows, :, span]) for layer in cache.layers]
-    )
+    rows_kv = []
+    for layer in cache.layers:
+        assert isinstance(layer, DynamicLayer) and layer.keys is not None and layer.values is not None
+        rows_kv.append((layer.keys[rows, :, span], layer.values[rows, :, span]))
+    rows_cache = DynamicCache(ddp_cache_data=rows_kv)
     start = past_mask.sum(-1, keepdim=True)  # real tokens before: where each rest's positions go on
     out = model.network(
         input_ids=ids,
@@ -184,9 +192,9 @@ def continuation_logprobs(
             past_mask = prefix_mask[rows] * (columns < branch[:, None])
             attended = past_mask.any(0).nonzero()
             span = slice(int(attended[0]), int(attended[-1]) + 1)
-            index = torch.tensor([i for i, _, _, _ in chunk], device=device)
+            at = torch.tensor([i for i, _, _, _ in chunk], device=device)
             rests_chunk = [(row, rest) for _, row, _, rest in chunk]
-            totals[index] += _run_rests(model, rests_chunk, past_mask[:, span], cache, span)
+            totals[at] += _run_rests(model, rests_chunk, past_mask[:, span], cache, span)
     one_token = torch.ones(1, 1, dtype=torch.long, device=device)
     for _ in range(idle_passes):  # forwards whose parameter gathers the busier ranks wait for
         model(one_token * model.pieces.pad_id, one_token)

@@ -13,15 +13,8 @@ from dataclasses import dataclass, field
 from peft import LoraConfig, inject_adapter_in_model
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from emoreason.config import ConfigError
 from emoreason.models.backbones import Architecture, Backbone, EmbeddedBackbone, NetworkSource
-
-GPT_NEOX_TARGETS = ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"]
-"""Every linear layer of a GPT-NeoX block (attention in/out, MLP in/out); never the output embedding
-(``embed_out`` in Polyglot's checkpoint, ``lm_head`` once transformers 5 has loaded it)."""
-
-
-class LoraConfigError(ValueError):
-    """LoRA settings that do not fit the backbone; the message names the key and what to do."""
 
 
 def _matches(module_name: str, target: str) -> bool:
@@ -31,12 +24,16 @@ def _matches(module_name: str, target: str) -> bool:
 
 @dataclass
 class LoraSettings:
-    """``conf/lora/default.yaml``: adapter rank, scaling (``alpha / r``), dropout and target layers."""
+    """A ``conf/lora`` entry: adapter rank, scaling (``alpha / r``), dropout and target layers.
 
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: list(GPT_NEOX_TARGETS))
+    No defaults: ``conf/lora/default.yaml`` is the one place the paper's settings (and GPT-NeoX's target
+    list) are written, and ``plan_memory.py`` plans with the same entry ``train.py`` trains with.
+    """
+
+    r: int
+    alpha: int
+    dropout: float
+    target_modules: list[str]
 
     def peft_config(self, base_model: str | None = None, revision: str | None = None) -> LoraConfig:
         """PEFT's config for these settings; ``base_model``/``revision`` name the Hub model it adapts."""
@@ -56,17 +53,19 @@ class LoraSettings:
         output_names = [name for name, module in network.named_modules() if module is output]
         adapted_output = [t for t in self.target_modules for name in output_names if _matches(name, t)]
         if adapted_output:
-            raise LoraConfigError(
+            raise ConfigError(
                 f"lora.target_modules {adapted_output} would adapt the output embedding {output_names}: "
                 "it stays frozen (a vocabulary-sized adapter buys nothing for label names); remove it"
             )
         try:
-            return inject_adapter_in_model(self.peft_config(), network)
+            inject_adapter_in_model(self.peft_config(), network)  # in place: PEFT returns ``network`` itself
         except ValueError as exc:
-            raise LoraConfigError(
+            raise ConfigError(
                 f"lora.target_modules={list(self.target_modules)} do not fit {type(network).__name__} "
-                f"({exc}). GPT-NeoX takes {GPT_NEOX_TARGETS}; ELECTRA e.g. [query,key,value,dense]."
+                f"({exc}). conf/lora/default.yaml lists GPT-NeoX's; ELECTRA takes e.g. "
+                "[query,key,value,dense]."
             ) from exc
+        return network
 
 
 @dataclass
@@ -75,10 +74,10 @@ class LoraBackbone:
 
     backbone: Backbone
     settings: LoraSettings
+    architecture: Architecture = field(init=False)
 
-    @property
-    def architecture(self) -> Architecture:
-        return self.backbone.architecture
+    def __post_init__(self) -> None:
+        self.architecture = self.backbone.architecture
 
     def load_network(self, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
         return self.settings.inject(self.backbone.load_network(tokenizer))
@@ -89,7 +88,7 @@ def with_lora(backbone: Backbone, settings: LoraSettings | None) -> NetworkSourc
     if settings is None:
         return backbone
     if isinstance(backbone, EmbeddedBackbone) and backbone.init_seed is None:
-        raise LoraConfigError(
+        raise ConfigError(
             "LoRA checkpoints hold the adapters only, so the frozen random weights of an embedded model must "
             "be rebuilt identically on reload: set model.init_seed (tiny_neox sets it to ${seed})"
         )

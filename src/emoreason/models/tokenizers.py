@@ -18,8 +18,13 @@ from emoreason.io import write_text_atomic
 
 TokenizerKind = Literal["wordpiece", "bpe"]
 
-WORDPIECE_SPECIALS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]",
-                      "sep_token": "[SEP]", "mask_token": "[MASK]"}  # fmt: skip
+WORDPIECE_SPECIALS = {
+    "pad_token": "[PAD]",
+    "unk_token": "[UNK]",
+    "cls_token": "[CLS]",
+    "sep_token": "[SEP]",
+    "mask_token": "[MASK]",
+}
 BPE_SPECIALS = {"pad_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|unk|>"}
 
 
@@ -37,15 +42,16 @@ def _train(texts: Sequence[str], kind: TokenizerKind, vocab_size: int) -> Tokeni
         tok.normalizer = normalizers.NFC()
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tok.decoder = decoders.WordPiece()
-        trainer = trainers.WordPieceTrainer(
+        trainer: trainers.Trainer = trainers.WordPieceTrainer(
             vocab_size=vocab_size, special_tokens=list(WORDPIECE_SPECIALS.values()), min_frequency=2
         )
         tok.train_from_iterator(texts, trainer=trainer)
         cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
         tok.post_processor = processors.TemplateProcessing(
-            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+            single="[CLS] $A [SEP]",
+            pair="[CLS] $A [SEP] $B [SEP]",
             special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
-        )  # fmt: skip
+        )
         return tok
     tok = Tokenizer(models.BPE(unk_token="<|unk|>"))
     tok.normalizer = normalizers.NFC()

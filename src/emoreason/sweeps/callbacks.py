@@ -32,7 +32,7 @@ class SweepReport(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         if not any(sweep_dir.rglob(METRICS_FILE)) and not any(sweep_dir.rglob(FAILURE_FILE)):
             return  # not a training sweep (e.g. generate.py -m), or nothing to show yet
-        from emoreason.sweeps.report import write_report  # matplotlib only when there is a report to draw
+        from emoreason.sweeps.summary import write_report  # matplotlib only when there is a report to draw
 
         paths = write_report(sweep_dir)
         log.info("sweep report: %s, %s", paths["markdown"], paths["chart"])

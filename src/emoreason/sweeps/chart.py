@@ -71,8 +71,14 @@ def plot_fig3(report: dict[str, Any], path: str | Path) -> Path:
         top = max(top, _draw_bar(ax, x, cell["metrics"][metric], fill, cell["n"]))
     reference = report["reference"]
     ax.axhline(reference[metric], color="black", linestyle="--", linewidth=1, zorder=1)
-    ax.text(len(cells) - 0.5, reference[metric] + 0.008, f"{reference['label']} ({reference[metric]:.2f})",
-            ha="right", va="bottom", fontsize=8)  # fmt: skip
+    ax.text(
+        len(cells) - 0.5,
+        reference[metric] + 0.008,
+        f"{reference['label']} ({reference[metric]:.2f})",
+        ha="right",
+        va="bottom",
+        fontsize=8,
+    )
     for name, (title, colour_) in FLOOR_LINES.items():
         floor = report["floors"]["floors"].get(name, {}).get(metric, {}).get("mean")
         if floor is not None:

@@ -29,6 +29,7 @@ from emoreason.evaluation.files import METRICS_FILE
 from emoreason.evaluation.records import read_metrics
 from emoreason.io import write_json_atomic
 from emoreason.sweeps.files import CONFIG_FILE, FAILURE_FILE
+from emoreason.training.checkpoints import current_targets
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,10 @@ def finished_report(output_dir: Path, run_config: dict[str, Any]) -> dict[str, A
     metrics, saved = output_dir / METRICS_FILE, output_dir / CONFIG_FILE
     if not (metrics.exists() and saved.exists()):
         return None
-    before = OmegaConf.to_container(OmegaConf.load(saved), resolve=False)
-    assert isinstance(before, dict)
+    stored = OmegaConf.to_container(OmegaConf.load(saved), resolve=False)
+    assert isinstance(stored, dict)
+    # In today's form: a run from before a class moved or the optimizer became a target is the same run.
+    before: dict[str, Any] = current_targets({str(key): value for key, value in stored.items()})
     if comparable_config(before) != comparable_config(run_config):
         changed = sorted(k for k in run_config.keys() | before.keys() if before.get(k) != run_config.get(k))
         log.warning("%s finished with another config (%s differ): running it again", output_dir, changed)

@@ -130,7 +130,8 @@ def _observed(predicted: np.ndarray, gold: np.ndarray, buckets) -> dict[str, np.
     return {name: np.mean([stat[name] for stat in per_seed], axis=0) for name in per_seed[0]}
 
 
-def _difference(a: float, b: float, replicates: np.ndarray, confidence: float) -> Difference:
+def _difference(a: np.ndarray, b: np.ndarray, replicates: np.ndarray, confidence: float) -> Difference:
+    """B − A of two observed statistics (numpy values) with its interval and p-value from the replicates."""
     diff = b - a
     tail = (1 - confidence) / 2
     low, high = np.quantile(replicates, [tail, 1 - tail])

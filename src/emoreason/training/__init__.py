@@ -1,1 +1,1 @@
-"""The LightningModule, callbacks, loggers, strategies and the memory planner."""
+"""The LightningModule and DataModule, callbacks, loggers, strategies and the memory planner."""

@@ -10,6 +10,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from emoreason.training.adapters import adapted_network, export_adapter
 from emoreason.training.checkpoints import consolidate_zero_checkpoint, load_checkpoint
+from emoreason.training.module import EmotionModule
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ class AdapterExport(L.Callback):
 
     @rank_zero_only
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if adapted_network(pl_module.model) is None:
+        if not isinstance(pl_module, EmotionModule) or adapted_network(pl_module.model) is None:
             return
         checkpoint = trainer.checkpoint_callback
         best = getattr(checkpoint, "best_model_path", "") or ""

@@ -44,9 +44,9 @@ _NAMED = re.compile(rf"\.(lora_[A-Za-z_]+)\.{ADAPTER_NAME}(?=\.|$)")
 _UNNAMED = re.compile(r"\.(lora_[A-Za-z_]+)(?=\.|$)")
 
 
-def adapted_network(model: nn.Module) -> tuple[str, PreTrainedModel] | None:
-    """``(prefix, network)``: the outermost transformers model inside ``model`` that holds LoRA layers."""
-    for name, module in model.named_modules():
+def adapted_network(network: nn.Module) -> tuple[str, PreTrainedModel] | None:
+    """``(prefix, pretrained)``: the outermost transformers model in ``network`` that holds LoRA layers."""
+    for name, module in network.named_modules():
         if isinstance(module, PreTrainedModel):
             has_lora = any(".lora_" in f".{param}" for param, _ in module.named_parameters())
             return (f"{name}." if name else "", module) if has_lora else None
@@ -62,14 +62,15 @@ def _safetensors(tensors: Mapping[str, torch.Tensor]) -> bytes:
 
 
 def export_adapter(
-    model: nn.Module, state_dict: Mapping[str, torch.Tensor], extra_state: Mapping[str, Any], folder: Path
+    network: nn.Module, state_dict: Mapping[str, torch.Tensor], extra_state: Mapping[str, Any], folder: Path
 ) -> bool:
-    """Write ``folder`` from a checkpoint's ``state_dict`` and ``emoreason`` entry in ``model``'s layout.
+    """Write ``folder`` from a checkpoint's ``state_dict`` and ``emoreason`` entry in ``network``'s layout.
 
-    ``model`` is the module's network (``EmotionModule.model``): only its module names are read, so under
-    ZeRO-3 its partitioned parameters are never touched. Returns False (writing nothing) without LoRA.
+    ``network`` is the module's network (``EmotionModule.model``, the ``model.`` of checkpoint keys): only its
+    module names are read, so under ZeRO-3 its partitioned parameters are never touched. Returns False
+    (writing nothing) without LoRA.
     """
-    found = adapted_network(model)
+    found = adapted_network(network)
     if found is None:
         return False
     prefix, _ = found

@@ -52,11 +52,10 @@ class MemoryPlanPrinter(L.Callback):
             return
         precision = PLANNED_PRECISION.get(str(trainer.precision))
         strategy = trainer.strategy
-        zero = (
-            zero_of_deepspeed_config(strategy.config)
-            if isinstance(strategy, DeepSpeedStrategy)
-            else ZeroSetup()
-        )
+        zero = ZeroSetup()
+        if isinstance(strategy, DeepSpeedStrategy):
+            assert strategy.config is not None  # DeepSpeedStrategy.__init__ fills in a default config
+            zero = zero_of_deepspeed_config(strategy.config)
         if precision is None or (zero.stage and precision != "bf16-mixed"):
             log.info("memory plan: not modelled for precision %s with this strategy", trainer.precision)
             return
@@ -159,9 +158,9 @@ def validation_keys(module: EmotionModule) -> list[str]:
     """
     method = module.method
     names = ["macro_f1_tuned", "macro_f1", "micro_f1", "weighted_f1"]
-    if getattr(method, "eval_loss", True):
+    if method.eval_loss:
         names.append("loss")
-    names += getattr(method, "diagnostic_names", ())
+    names += method.diagnostic_names
     return [metric_key("val", name) for name in names] + [metric_key("val", "f1", label) for label in LABELS]
 
 
@@ -182,9 +181,16 @@ def check_monitors(callbacks: Mapping[str, Callback], module: EmotionModule) -> 
             )
 
 
+def best_checkpoint_callback(trainer: L.Trainer) -> ModelCheckpoint | None:
+    """The first checkpoint callback with a monitor: the one whose best checkpoint the run tests."""
+    return next(
+        (c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.monitor), None
+    )
+
+
 def without_monitoring(callbacks: dict[str, Callback]) -> dict[str, Callback]:
     """``callbacks`` minus those monitoring a validation score, logging which: for runs without validation."""
-    off = {name: cb.monitor for name, cb in callbacks.items() if getattr(cb, "monitor", None)}
+    off = {name: monitor for name, cb in callbacks.items() if (monitor := getattr(cb, "monitor", None))}
     if off:
         log.info(
             "validation is off (trainer.limit_val_batches=0): callbacks %s are off; the weights at the end "

@@ -34,7 +34,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from emoreason.config import ConfigError
 from emoreason.io import atomic_write
+from emoreason.models.methods import method_targets
 from emoreason.training.adapters import is_adapter_folder, read_adapter_folder
+from emoreason.training.optimizers import upgrade_stored_optim
 
 log = logging.getLogger(__name__)
 
@@ -44,25 +46,39 @@ CONSOLIDATED_KEYS = ("state_dict", "emoreason", "epoch", "global_step", "pytorch
 """What a consolidated ZeRO checkpoint keeps: evaluation's needs, not DeepSpeed's bookkeeping (its config,
 parameter shapes, sampler state), which a sharded resume reads from the folder itself."""
 
-INSTANTIATED_PARTS = ("data.source", "model", "method", "lora")
+INSTANTIATED_PARTS = ("data.source", "model", "method", "lora", "optim", "scheduler")
 """The stored config's nodes that rebuilding a run passes to ``hydra.utils.instantiate``."""
 
-ALLOWED_TARGETS = frozenset(
+ALLOWED_TARGETS = method_targets() | frozenset(
     {
         "emoreason.data.sources.KoteSource",
         "emoreason.data.sources.ReasoningSource",
         "emoreason.models.backbones.EmbeddedBackbone",
         "emoreason.models.backbones.PretrainedBackbone",
-        "emoreason.models.methods.ClassifierMethod",
-        "emoreason.models.generative.LabelOnlyMethod",
-        "emoreason.models.generative.ExplainThenPredictMethod",
-        "emoreason.models.generative.PredictThenExplainMethod",
-        "emoreason.models.generative.MultitaskMethod",
         "emoreason.models.lora.LoraSettings",
+        "emoreason.training.optimizers.adamw",
+        "emoreason.training.optimizers.linear_warmup",
     }
 )
-"""Every ``_target_`` that ``conf/{data,model,method,lora}`` names (a test keeps them in step). A prefix such
-as ``emoreason.`` would not do: ``emoreason.io.write_text_atomic`` with stored arguments writes any file."""
+"""Every ``_target_`` that ``conf/{data,model,method,lora,optim,scheduler}`` names (a test keeps them in
+step). A prefix such as ``emoreason.`` would not do: ``emoreason.io.write_text_atomic`` with stored arguments
+writes any file. The method classes are found from their folder (:func:`method_targets`), so adding a method
+adds no line here."""
+
+MOVED_TARGETS = {
+    "emoreason.models.methods.ClassifierMethod": "emoreason.models.methods.classifier.ClassifierMethod",
+    "emoreason.models.generative.LabelOnlyMethod": "emoreason.models.methods.generative.LabelOnlyMethod",
+    "emoreason.models.generative.ExplainThenPredictMethod": (
+        "emoreason.models.methods.generative.ExplainThenPredictMethod"
+    ),
+    "emoreason.models.generative.PredictThenExplainMethod": (
+        "emoreason.models.methods.generative.PredictThenExplainMethod"
+    ),
+    "emoreason.models.generative.MultitaskMethod": "emoreason.models.methods.generative.MultitaskMethod",
+}
+"""``_target_`` a checkpoint written before a class moved still names → where the class lives now. The one
+table of moved classes: :func:`current_targets` applies it to every stored config read back, before the
+allow-list check; when a class that configs name moves, its old path gets a line here."""
 
 
 class CheckpointError(ConfigError):
@@ -224,6 +240,27 @@ def _targets(node: Any, where: str) -> Iterator[tuple[str, Any]]:
     elif isinstance(node, list):
         for i, value in enumerate(node):
             yield from _targets(value, f"{where}[{i}]")
+
+
+def current_targets(config: Any) -> Any:
+    """A copy of a stored ``config`` in today's form: every moved ``_target_`` (:data:`MOVED_TARGETS`)
+    renamed, and an ``optim`` block from before the optimizer and schedule were targets made today's
+    ``optim`` and ``scheduler`` (:func:`~emoreason.training.optimizers.upgrade_stored_optim`)."""
+    renamed = _renamed_targets(config)
+    return upgrade_stored_optim(renamed) if isinstance(renamed, Mapping) else renamed
+
+
+def _renamed_targets(config: Any) -> Any:
+    if isinstance(config, Mapping):
+        return {
+            key: MOVED_TARGETS.get(value, value)
+            if key == "_target_" and isinstance(value, str)
+            else _renamed_targets(value)
+            for key, value in config.items()
+        }
+    if isinstance(config, list):
+        return [_renamed_targets(value) for value in config]
+    return config
 
 
 def check_stored_targets(config: Mapping[str, Any], source: str | Path) -> None:

@@ -35,7 +35,7 @@ SAMPLE_PREDICTIONS = 64
 """Test rows shown in the sample-predictions table, spread evenly over the split."""
 
 
-def fit(text: str, limit: int) -> str:
+def truncate_distinct(text: str, limit: int) -> str:
     """``text`` within ``limit`` characters; a cut one ends in a hash of the whole, so cuts stay distinct."""
     if len(text) <= limit:
         return text
@@ -55,9 +55,9 @@ def wandb_run_identity(
     cell = identity_overrides(overrides, exclude_keys, drop_seed=True)
     return {
         "group": "/".join(Path(sweep_dir).parts[-2:]) if sweep_dir else None,
-        "job_type": fit(",".join(cell), WANDB_TAG_MAX) or "train",
-        "name": fit(",".join(job), WANDB_NAME_MAX) or None,
-        "tags": [fit(line, WANDB_TAG_MAX) for line in job],
+        "job_type": truncate_distinct(",".join(cell), WANDB_TAG_MAX) or "train",
+        "name": truncate_distinct(",".join(job), WANDB_NAME_MAX) or None,
+        "tags": [truncate_distinct(line, WANDB_TAG_MAX) for line in job],
     }
 
 
@@ -124,9 +124,12 @@ def sample_predictions_table(
 
 
 def log_result_tables(
-    loggers: list[Logger], report: dict[str, Any], records: Sequence[dict[str, Any]], rows: Sequence[KoteRow],
+    loggers: list[Logger],
+    report: dict[str, Any],
+    records: Sequence[dict[str, Any]],
+    rows: Sequence[KoteRow],
     step: int,
-) -> None:  # fmt: skip
+) -> None:
     """W&B tables of per-label F1 and of sample test predictions (other loggers have no tables)."""
     for logger in loggers:
         if isinstance(logger, WandbLogger):

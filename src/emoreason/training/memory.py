@@ -1,4 +1,4 @@
-"""Per-GPU memory plan for model × method × strategy × devices, printed before training starts.
+"""Per-GPU memory plan for model × scope (full or LoRA) × strategy × devices, printed before training starts.
 
 Why: a 5.8B-parameter run that does not fit dies minutes in, after data loading and (under ZeRO-3) after
 partitioning; the arithmetic below says so in a second and names the cheapest way out (LoRA, more devices,
@@ -73,13 +73,11 @@ GIB = 1024**3
 TIGHT_FRACTION = 0.9
 """Warn above this share of a GPU: the uncounted context and fragmentation usually take the rest."""
 
-GPT_NEOX_LORA_TARGETS: tuple[str, ...] = ("query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h")
-"""The paper's LoRA targets on GPT-NeoX; ``embed_out`` (the LM head) is never adapted."""
-
 _ADAPTER_PART = re.compile(r"\.lora_[A-Za-z_]+(\.|$)")
 """Names inside a PEFT LoRA layer that are the adapters themselves (``lora_A.default``, ``lora_B``, ...)."""
 
-Method = Literal["full", "lora"]
+Scope = Literal["full", "lora"]
+"""What trains: every parameter, or LoRA adapters (and new heads). Not the training method (conf/method)."""
 Precision = Literal["bf16-mixed", "32-true"]
 
 
@@ -185,7 +183,7 @@ class MemoryPlan:
     """The planner's answer; ``render()`` is what training prints at start."""
 
     model: str
-    method: Method
+    scope: Scope
     zero: ZeroSetup
     devices: int
     num_nodes: int
@@ -213,7 +211,7 @@ class MemoryPlan:
             if on
         ]
         lines = [
-            f"Memory plan: {self.model}, {self.method}, {zero}"
+            f"Memory plan: {self.model}, {self.scope}, {zero}"
             + (f" + offload({', '.join(offload)})" if offload else "")
             + f", {self.devices} GPU(s) x {self.num_nodes} node(s), micro-batch {self.micro_batch_size}"
             + f" x {self.seq_len} tokens, gradient checkpointing"
@@ -238,10 +236,16 @@ class MemoryPlan:
         return "\n".join(lines)
 
 
-def trainable_params(shape: ModelShape, method: Method, lora_r: int, lora_targets: tuple[str, ...]) -> int:
-    """``N`` for a full fine-tune; ``Σ r·(in + out)`` over the adapted linears for LoRA (A and B, no bias)."""
-    if method == "full":
+def trainable_params(shape: ModelShape, scope: Scope, lora_r: int, lora_targets: tuple[str, ...]) -> int:
+    """``N`` for a full fine-tune; ``Σ r·(in + out)`` over the adapted linears for LoRA (A and B, no bias).
+
+    LoRA's rank and targets have no defaults here: they are a run's ``conf/lora`` entry (``plan_memory.py``
+    reads it as ``train.py`` does), so a plan cannot assume other adapters than the run trains.
+    """
+    if scope == "full":
         return shape.total_params
+    if lora_r < 1 or not lora_targets:
+        raise ValueError(f"a LoRA plan needs lora_r >= 1 and lora_targets, got {lora_r} and {lora_targets}")
     adapted = shape.lora_linears(lora_targets)
     if not adapted:
         raise ValueError(f"no linear of {shape.name} matches LoRA targets {lora_targets}")
@@ -325,7 +329,7 @@ def host_memory() -> int:
 
 def plan(
     model: str | ModelShape,
-    method: Method = "lora",
+    scope: Scope,
     zero: ZeroSetup = ZeroSetup(),
     devices: int = 1,
     num_nodes: int = 1,
@@ -333,9 +337,9 @@ def plan(
     micro_batch_size: int = 16,
     seq_len: int = 128,
     gradient_checkpointing: bool = False,
-    lora_r: int = 8,
+    lora_r: int = 0,
     lora_dropout: float = 0.0,
-    lora_targets: tuple[str, ...] = GPT_NEOX_LORA_TARGETS,
+    lora_targets: tuple[str, ...] = (),
     precision: Precision = "bf16-mixed",
     visible_gpus: tuple[int, int | None] | None = None,
     host_bytes: int | None = None,
@@ -345,11 +349,12 @@ def plan(
 
     ``visible_gpus`` (count, bytes per GPU) and ``host_bytes`` default to this machine's; pass them to plan
     for another one. ``devices`` is GPUs per node (Lightning's ``Trainer(devices=...)``). ``trainable``
-    replaces the method's count (all parameters, or the LoRA formula) when the network is already built and
-    counted, new heads included.
+    replaces the scope's count (all parameters, or the LoRA formula) when the network is already built and
+    counted, new heads included. ``lora_r``, ``lora_dropout`` and ``lora_targets`` are the run's ``conf/lora``
+    entry (``r``, ``dropout``, ``target_modules``); a LoRA plan without rank and targets is a ``ValueError``.
     """
-    if method not in ("full", "lora"):
-        raise ValueError(f"method must be 'full' or 'lora', got {method!r}")
+    if scope not in ("full", "lora"):
+        raise ValueError(f"scope must be 'full' or 'lora', got {scope!r}")
     if precision not in ("bf16-mixed", "32-true"):
         raise ValueError(f"precision must be 'bf16-mixed' or '32-true', got {precision!r}")
     if zero.stage and precision != "bf16-mixed":
@@ -359,12 +364,12 @@ def plan(
     shape = model if isinstance(model, ModelShape) else model_shape(model)
     ranks = devices * num_nodes
     if trainable is None:
-        trainable = trainable_params(shape, method, lora_r, lora_targets)
+        trainable = trainable_params(shape, scope, lora_r, lora_targets)
     gpu_states, cpu_states = model_state_bytes(
         shape.total_params, trainable, shape.largest_layer_params, zero, ranks
     )
     dropout_inputs = (
-        sum(i for i, _ in shape.lora_linears(lora_targets)) if method == "lora" and lora_dropout > 0 else 0
+        sum(i for i, _ in shape.lora_linears(lora_targets)) if scope == "lora" and lora_dropout > 0 else 0
     )
     activations = activation_bytes(
         shape,
@@ -378,15 +383,13 @@ def plan(
     cpu = Breakdown(
         cpu_states.parameters * devices, cpu_states.gradients * devices, cpu_states.optimizer * devices
     )
-    estimate = (
-        deepspeed_estimate(shape, zero, devices, num_nodes) if zero.stage and method == "full" else None
-    )
+    estimate = deepspeed_estimate(shape, zero, devices, num_nodes) if zero.stage and scope == "full" else None
     count, capacity = visible_gpus if visible_gpus is not None else visible_gpu_memory()
     host = host_bytes if host_bytes is not None else host_memory()
     warnings = _warnings(gpu, cpu, count, capacity, devices, host, gradient_checkpointing)
     return MemoryPlan(
         model=shape.name,
-        method=method,
+        scope=scope,
         zero=zero,
         devices=devices,
         num_nodes=num_nodes,

@@ -7,6 +7,7 @@ inflate every number we report. Both the tuned and the fixed-0.5 figures are rep
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 from torchmetrics import Metric, MetricCollection
@@ -19,13 +20,13 @@ THRESHOLD_GRID = tuple(round(0.01 * i, 2) for i in range(1, 100))
 
 def f1_metrics(threshold: float = 0.5, num_labels: int = NUM_LABELS) -> MetricCollection:
     """macro/micro/weighted F1 and per-label F1 at ``threshold``; syncs across DDP ranks by itself."""
-    kwargs = {"num_labels": num_labels, "threshold": threshold, "zero_division": 0}
+    f1 = partial(MultilabelF1Score, num_labels=num_labels, threshold=threshold, zero_division=0)
     return MetricCollection(
         {
-            "macro_f1": MultilabelF1Score(average="macro", **kwargs),
-            "micro_f1": MultilabelF1Score(average="micro", **kwargs),
-            "weighted_f1": MultilabelF1Score(average="weighted", **kwargs),
-            "per_label_f1": MultilabelF1Score(average="none", **kwargs),
+            "macro_f1": f1(average="macro"),
+            "micro_f1": f1(average="micro"),
+            "weighted_f1": f1(average="weighted"),
+            "per_label_f1": f1(average="none"),
         }
     )
 
@@ -94,6 +95,10 @@ class BestMacroF1(Metric):
     """
 
     full_state_update = False
+    thresholds: torch.Tensor  # (grid, 1, 1), a buffer
+    tp: torch.Tensor  # (grid, labels) counts, torchmetrics states
+    fp: torch.Tensor
+    fn: torch.Tensor
 
     def __init__(self, num_labels: int = NUM_LABELS, grid: Sequence[float] = THRESHOLD_GRID) -> None:
         super().__init__()

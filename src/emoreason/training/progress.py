@@ -17,7 +17,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
+from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
+
+from emoreason.training.callbacks import best_checkpoint_callback
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +89,7 @@ class PlainProgress(ProgressBar):
         ]
         if val:
             parts.append(" ".join(val))
-        checkpoint = next(
-            (c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor), None
-        )
+        checkpoint = best_checkpoint_callback(trainer)
         if checkpoint is not None and checkpoint.monitor in metrics:
             best = checkpoint.best_model_score
             best_text = f" (best {_format(float(best))})" if best is not None else ""

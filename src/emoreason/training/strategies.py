@@ -15,6 +15,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.strategies import Strategy
 from omegaconf import DictConfig, OmegaConf
 
+from emoreason.config import ConfigError
+
 
 @dataclass(frozen=True)
 class ZeroSetup:
@@ -48,10 +50,6 @@ LIGHTNING_OWNED_KEYS: dict[str, str] = {
 }
 
 
-class DeepSpeedConfigError(ValueError):
-    """A DeepSpeed config breaks a rule of running it under Lightning; the message names the key."""
-
-
 def _leaves(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
     if isinstance(node, Mapping):
         for key, value in node.items():
@@ -64,35 +62,38 @@ def _leaves(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
 
 
 def validate_deepspeed_config(config: Mapping[str, Any]) -> None:
-    """Raise ``DeepSpeedConfigError`` naming the first offending key; return quietly if usable."""
+    """Raise ``ConfigError`` naming the first offending key; return quietly if usable."""
     for key, why in LIGHTNING_OWNED_KEYS.items():
         if key in config:
-            raise DeepSpeedConfigError(f"DeepSpeed config must not set '{key}': {why}")
+            raise ConfigError(f"DeepSpeed config must not set '{key}': {why}")
     for path, value in _leaves(config):
         if isinstance(value, str) and value.strip().lower() == "auto":
-            raise DeepSpeedConfigError(
+            raise ConfigError(
                 f"DeepSpeed config key '{path}' is 'auto': only Hugging Face's Trainer resolves 'auto';"
                 " give a number or remove the key"
             )
     zero = config.get("zero_optimization")
     if not isinstance(zero, Mapping) or "stage" not in zero:
-        raise DeepSpeedConfigError("DeepSpeed config needs 'zero_optimization.stage'")
+        raise ConfigError("DeepSpeed config needs 'zero_optimization.stage'")
     stage = zero["stage"]
     if stage not in (2, 3):
-        raise DeepSpeedConfigError(
-            f"'zero_optimization.stage' must be 2 or 3 here (use ddp for 0), got {stage!r}"
-        )
+        raise ConfigError(f"'zero_optimization.stage' must be 2 or 3 here (use ddp for 0), got {stage!r}")
     if "offload_param" in zero and stage != 3:
-        raise DeepSpeedConfigError("'zero_optimization.offload_param' needs 'zero_optimization.stage' 3")
+        raise ConfigError("'zero_optimization.offload_param' needs 'zero_optimization.stage' 3")
 
 
 def zero_setup(strategy_cfg: DictConfig) -> ZeroSetup:
     """The memory planner's view of a ``conf/strategy`` entry: ZeRO stage and what goes to the host."""
     if strategy_cfg.get("_target_") != DEEPSPEED_TARGET:
         return ZeroSetup()
+    return zero_of_deepspeed_config(_deepspeed_config(strategy_cfg))
+
+
+def _deepspeed_config(strategy_cfg: DictConfig) -> dict[str, Any]:
+    """The ``config:`` block of a DeepSpeed ``conf/strategy`` entry, resolved, as DeepSpeed reads it."""
     config = OmegaConf.to_container(strategy_cfg.config, resolve=True)
     assert isinstance(config, dict)
-    return zero_of_deepspeed_config(config)
+    return {str(key): value for key, value in config.items()}
 
 
 def zero_of_deepspeed_config(config: Mapping[str, Any]) -> ZeroSetup:
@@ -108,9 +109,7 @@ def zero_of_deepspeed_config(config: Mapping[str, Any]) -> ZeroSetup:
 def build_strategy(strategy_cfg: DictConfig) -> Strategy | str:
     """Validate (DeepSpeed) and instantiate; ``conf/strategy/auto.yaml`` yields Lightning's ``"auto"``."""
     if strategy_cfg.get("_target_") == DEEPSPEED_TARGET:
-        config = OmegaConf.to_container(strategy_cfg.config, resolve=True)
-        assert isinstance(config, dict)
-        validate_deepspeed_config(config)
+        validate_deepspeed_config(_deepspeed_config(strategy_cfg))
     built = instantiate(strategy_cfg, _convert_="all")
     if not isinstance(built, Strategy | str):
         raise TypeError(f"strategy config built a {type(built).__name__}, not a Lightning Strategy or name")

@@ -1,0 +1,66 @@
+"""The classifier method: a linear head over the backbone, BCE-with-logits over the 44 labels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import PreTrainedTokenizerBase
+
+from emoreason.data.kote import KoteRow
+from emoreason.labels import NUM_LABELS, multi_hot
+from emoreason.models.backbones import NetworkSource
+from emoreason.models.heads import DecoderClassifier, EncoderClassifier
+from emoreason.models.methods.base import Batch, Columns, Method, MethodScores
+
+
+@dataclass
+class ClassifierMethod(Method):
+    """Multi-label classification with a linear head and BCE-with-logits over the 44 labels.
+
+    An encoder is pooled at its first token, a decoder at its last real one. The input is the comment alone,
+    in training and at inference, with or without a reasoning dataset: with ``data=kote_reasoning`` this is
+    the no-reasoning baseline on exactly the rows the reasoning methods train on (a rationale as auxiliary
+    training signal is what ``method=multitask`` does).
+    """
+
+    dropout: float = 0.1
+
+    name = "classifier"
+
+    def build_model(self, backbone: NetworkSource, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
+        head = EncoderClassifier if backbone.architecture == "encoder" else DecoderClassifier
+        return head(backbone.load_network(tokenizer), NUM_LABELS, self.dropout)
+
+    def pad_values(self, tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
+        return {"input_ids": tokenizer.pad_token_id, "attention_mask": 0}
+
+    def encode(
+        self, rows: Sequence[KoteRow], tokenizer: PreTrainedTokenizerBase, max_length: int, *, train: bool
+    ) -> Columns:
+        """Columns for ``rows``; one fast batched tokenizer call, done once per split and cached."""
+        del train  # same inputs for training and evaluation
+        encoded = tokenizer([r.text for r in rows], truncation=True, max_length=max_length)
+        return {
+            "input_ids": encoded["input_ids"],
+            "attention_mask": encoded["attention_mask"],
+            "targets": [multi_hot(r.labels) for r in rows],
+        }
+
+    def loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        logits = model(batch["input_ids"], batch["attention_mask"])
+        return F.binary_cross_entropy_with_logits(logits.float(), batch["targets"]), {}
+
+    def scores(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """Per-label probabilities in [0, 1], shape (batch, 44)."""
+        return torch.sigmoid(model(batch["input_ids"], batch["attention_mask"]).float())
+
+    def loss_and_scores(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, MethodScores]:
+        """:meth:`loss` and :meth:`scores` from one forward: validation needs both of the same logits."""
+        logits = model(batch["input_ids"], batch["attention_mask"]).float()
+        return F.binary_cross_entropy_with_logits(logits, batch["targets"]), MethodScores(
+            torch.sigmoid(logits)
+        )
