@@ -51,7 +51,7 @@ def test_the_interval_comes_from_the_environment(monkeypatch):
 
 
 def test_generation_without_its_bar_logs_plain_progress_lines(monkeypatch, caplog):
-    from emoreason.generation.report import ProgressBar
+    from emoreason.generation.progress import ProgressBar
 
     monkeypatch.setenv(EVERY_S_VARIABLE, "0")  # a line at every step
     with caplog.at_level(logging.INFO, logger="emoreason.console"):

@@ -174,7 +174,7 @@ ROWS: dict[tuple[str, str], Row] = {
     (
         "reasoning.md",
         "python train.py model=polyglot5.8b trainer=gpu data=kote_reasoning method=explain_then_predict",
-    ): Row("cfg", r"_target_: emoreason\.models\.generative\.ExplainThenPredictMethod"),
+    ): Row("cfg", r"_target_: emoreason\.models\.methods\.generative\.ExplainThenPredictMethod"),
     ("reasoning.md", "python evaluate.py ckpt_path=outputs/<date>/<time>/checkpoints/last.ckpt"): Row(
         "run", r"macro-F1"
     ),

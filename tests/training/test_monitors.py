@@ -93,7 +93,7 @@ def test_without_validation_monitoring_callbacks_are_off_and_the_last_weights_ar
 
 @pytest.mark.slow
 def test_a_failure_after_an_epoch_keeps_it_in_last_ckpt_and_the_run_resumes(small_run, tmp_path):
-    fail = "+callbacks.fail._target_=training.test_monitors.FailAt"
+    fail = f"+callbacks.fail._target_={FailAt.__module__}.FailAt"
     with pytest.raises(OSError, match="disk full in on_train_epoch_end"):
         train(small_run(fail, "+callbacks.fail.hook=on_train_epoch_end", "trainer.max_epochs=2"))
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
@@ -107,7 +107,7 @@ def test_a_failure_after_an_epoch_keeps_it_in_last_ckpt_and_the_run_resumes(smal
 
 @pytest.mark.slow
 def test_a_failure_in_the_middle_of_an_epoch_leaves_the_previous_last_ckpt(small_run, tmp_path):
-    fail = "+callbacks.fail._target_=training.test_monitors.FailAt"
+    fail = f"+callbacks.fail._target_={FailAt.__module__}.FailAt"
     in_epoch_1 = (
         "+callbacks.fail.hook=on_train_batch_end",
         "+callbacks.fail.epoch=1",

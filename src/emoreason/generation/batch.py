@@ -40,7 +40,7 @@ from emoreason.generation.cost import Pricing, affordable, estimate_prompt_token
 from emoreason.generation.errors import CacheError, FatalAPIError, GenerationError
 from emoreason.generation.faults import Failure, error_object
 from emoreason.generation.items import CallOutcome, WorkItem, entry_from_result, rejected_entry
-from emoreason.generation.report import ProgressBar
+from emoreason.generation.progress import ProgressBar
 from emoreason.generation.store import GenerationCache
 from emoreason.io import atomic_write, fsync_dir
 from emoreason.labels import LABEL_TO_ID

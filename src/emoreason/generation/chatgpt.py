@@ -27,9 +27,9 @@ from emoreason.generation.errors import GenerationError
 from emoreason.generation.generator import Outcome
 from emoreason.generation.items import WorkItem, build_items
 from emoreason.generation.online import OnlineRunner
+from emoreason.generation.progress import ProgressBar, call_totals, dataset_cost, item_outcomes
 from emoreason.generation.prompt import Message, PromptTemplate
 from emoreason.generation.ratelimit import RateLimiter
-from emoreason.generation.report import ProgressBar, call_totals, dataset_cost, item_outcomes
 from emoreason.generation.store import CacheEntry, GenerationCache, read_entries
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from emoreason.generation.client import AbortedError, ChatClient, ItemRejectedEr
 from emoreason.generation.cost import BudgetExhaustedError
 from emoreason.generation.errors import GenerationError
 from emoreason.generation.items import CallOutcome, WorkItem, entry_from_result, rejected_entry
-from emoreason.generation.report import ProgressBar
+from emoreason.generation.progress import ProgressBar
 from emoreason.generation.store import GenerationCache
 
 

@@ -28,8 +28,8 @@ from emoreason.data.sampling import seed_sample
 from emoreason.generation.config import GenerateConfig, load_config
 from emoreason.generation.errors import GenerationError
 from emoreason.generation.generator import Generator
+from emoreason.generation.progress import next_step, summary_table
 from emoreason.generation.prompt import PromptTemplate
-from emoreason.generation.report import next_step, summary_table
 from emoreason.io import write_json_atomic
 
 log = logging.getLogger(__name__)

@@ -2,6 +2,12 @@
 
 Training a WordPiece/BPE vocabulary on the training texts takes seconds; the result is cached under the
 cache dir keyed by a hash of the texts and settings, so every run after the first loads it instantly.
+
+Reproducibility: the `tokenizers` WordPiece trainer is not deterministic across processes (its
+continuing-subword ids follow hash-map order, huggingface/tokenizers#1794; BPE training is), so two
+machines with empty caches may train different vocabularies from the same texts and then report different
+figures for the same seed. The cached file (and the copy every checkpoint carries) is what makes a run
+repeatable: share the cache dir (``paths.cache_dir``) between runs that must be compared exactly.
 """
 
 from __future__ import annotations
