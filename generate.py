@@ -13,7 +13,7 @@ import sys
 
 from omegaconf import DictConfig
 
-from emoreason.cli import USER_ERROR, exit_user_error, hydra_main
+from emoreason.cli import exit_user_error, hydra_main
 from emoreason.config import ConfigError
 from emoreason.generation.config import renamed_key
 from emoreason.generation.errors import GenerationError
@@ -30,9 +30,11 @@ def main(cfg: DictConfig) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
         summary = generate(cfg)
-    except (GenerationError, ConfigError) as exc:
+    except ConfigError as exc:  # the user's to fix: one line on stderr, as train.py and evaluate.py say it
+        exit_user_error(exc)
+    except GenerationError as exc:  # what happened to the run: into its log, with the exit status it means
         log.error("%s", exc)
-        sys.exit(exc.exit_code if isinstance(exc, GenerationError) else USER_ERROR)
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         log.error("interrupted: every finished call is kept; rerun the same command to continue")
         sys.exit(1)

@@ -104,6 +104,19 @@ USER_ERRORS = [
     ("wrong value type", ["train.py", "seed=abc"], "full_key: seed"),
     ("wrong optimizer value", ["train.py", "optim.lr=fast"], "optim.lr='fast' is not a float"),
     ("key moved to the scheduler", ["train.py", "optim.warmup_ratio=0.2"], "now scheduler.warmup_ratio"),
+    ("optimizer refuses a value", ["train.py", "optim.lr=-1"], "optim: Invalid learning rate: -1"),
+    ("betas not a pair", ["train.py", "optim.betas=[0.9]"], "optim: betas takes 2 values"),
+    ("warmup beyond the run", ["train.py", "scheduler.warmup_ratio=1.5"], "between 0 and 1; got 1.5"),
+    (
+        "scheduler without total_steps",
+        [
+            "train.py",
+            "scheduler._target_=torch.optim.lr_scheduler.StepLR",
+            "~scheduler.warmup_ratio",
+            "+scheduler.step_size=1",
+        ],
+        "wrap a torch.optim.lr_scheduler class in a function that takes total_steps",
+    ),
     (
         "DeepSpeed key Lightning owns",
         ["train.py", "strategy=deepspeed_zero2", "+strategy.config.gradient_clipping=1.0", *SMALL_RUN],

@@ -25,6 +25,7 @@ from emoreason.models.methods.base import Method
 from emoreason.training.checkpoints import check_stored_targets, current_targets, load_checkpoint
 from emoreason.training.datamodule import KoteDataModule
 from emoreason.training.module import EmotionModule
+from emoreason.training.optimizers import check_factories
 
 
 @dataclass
@@ -62,6 +63,9 @@ def build_parts(
     ``splits`` replaces reading the data source (a rebuilt checkpoint passes none to read).
     """
     cfg = validate(cfg, TrainConfig)
+    # Partials (conf/optim, conf/scheduler): the module adds the parameters and the number of steps.
+    optimizer, scheduler = (instantiate(node, _convert_="all") for node in (cfg.optim, cfg.scheduler))
+    check_factories(optimizer, scheduler)
     if splits is None:
         splits = instantiate(cfg.data.source).load()
     backbone: Backbone = instantiate(cfg.model)
@@ -86,8 +90,6 @@ def build_parts(
         # What ``auto`` resolved to: evaluation re-tunes on the same validation rows, never on training rows.
         "split_scheme": splits.scheme,
     }
-    # Partials (conf/optim, conf/scheduler): the module adds the parameters and the number of steps.
-    optimizer, scheduler = (instantiate(node, _convert_="all") for node in (cfg.optim, cfg.scheduler))
     module = EmotionModule(network, method, optimizer, scheduler, extra_state)
     loader = OmegaConf.to_object(cfg.data.loader)
     assert isinstance(loader, LoaderConfig)

@@ -93,7 +93,8 @@ def test_bad_config_exits_2_with_a_message_naming_the_key(
 ) -> None:
     run = _run(_command(tmp_path, tiny_kote_dir, fake_server, "generator.concurrency=-1"))
     assert run.returncode == 2
-    assert "generator.concurrency must be a positive integer, got -1" in run.stderr + run.stdout
+    [line] = [line for line in run.stderr.splitlines() if line.startswith("generate.py: error: ")]
+    assert "generator.concurrency must be a positive integer, got -1" in line
     assert "Traceback" not in run.stderr
     assert fake_server.fake.chats == []
 

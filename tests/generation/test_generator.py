@@ -4,6 +4,7 @@ backend (one code file + one YAML)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from emoreason.data.kote import KoteRow
 from emoreason.data.reasoning import ReasoningRecord, read_reasoning_jsonl
 from emoreason.generation.chatgpt import ChatGPTGenerator
 from emoreason.generation.config import GenerateConfig, load_config
+from emoreason.generation.errors import GenerationError
 from emoreason.generation.generator import Generator, Outcome
 from emoreason.generation.prompt import Message, PromptTemplate
 from emoreason.generation.run import generate, sample_rows
@@ -189,3 +191,21 @@ def test_a_chat_backend_that_needs_another_request_is_one_class_and_one_yaml(
     assert len(fake.chats) == 6 and all(c.via_batch == (mode == "batch") for c in fake.chats)
     assert all(c.request["chat_template_kwargs"] == {"enable_thinking": False} for c in fake.chats)
     assert all(c.request["temperature"] == 0.7 and c.request["max_tokens"] == 512 for c in fake.chats)
+
+
+def test_a_backend_returning_label_ids_stops_naming_it_and_writes_nothing(echo_cfg, tmp_path, monkeypatch):
+    echo = EchoGenerator.generate
+
+    def with_label_ids(self, rows, settings, prompt):  # the mistake a KoteRow invites: its labels are ids
+        outcome = echo(self, rows, settings, prompt)
+        records = [
+            dataclasses.replace(r, labels=row.labels) for r, row in zip(outcome.records, rows, strict=True)
+        ]
+        return dataclasses.replace(outcome, records=records)
+
+    monkeypatch.setattr(EchoGenerator, "generate", with_label_ids)
+    with pytest.raises(
+        GenerationError, match=r"^generator echo returned a record .*record 0 \(id .*label names"
+    ):
+        generate(echo_cfg("n=12"))
+    assert not (tmp_path / "out" / "reasoning.jsonl").exists()

@@ -154,10 +154,15 @@ def read_reasoning_jsonl(path: str | Path) -> list[ReasoningRecord]:
 def write_reasoning_jsonl(path: str | Path, records: Iterable[ReasoningRecord]) -> Path:
     """Write ``records`` to ``path`` atomically: readers see the old file or the complete new one, never half.
 
-    The lines go to a temporary file beside ``path``, are fsynced, and replace ``path`` in one rename.
+    The lines go to a temporary file beside ``path``, are fsynced, and replace ``path`` in one rename. Each
+    record is first read back through :meth:`ReasoningRecord.from_json`, so nothing is written that
+    :func:`read_reasoning_jsonl` would refuse (e.g. label ids where names belong): raises
+    :class:`ReasoningFormatError` naming the record, and ``path`` is left as it was.
     """
     path = Path(path)
     rows = list(records)
+    for index, record in enumerate(rows):
+        ReasoningRecord.from_json(record.to_json(), f"{path}: record {index} (id {record.id})")
     ids = [r.id for r in rows]
     if len(set(ids)) != len(ids):
         raise ValueError(f"duplicate ids in records for {path}")

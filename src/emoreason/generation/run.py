@@ -22,7 +22,7 @@ from rich.console import Console
 
 from emoreason.config import ConfigError
 from emoreason.data.kote import KoteDownloadError, KoteFormatError, KoteRow
-from emoreason.data.reasoning import ReasoningRecord, write_reasoning_jsonl
+from emoreason.data.reasoning import ReasoningFormatError, ReasoningRecord, write_reasoning_jsonl
 from emoreason.data.reasoning_stats import write_generation_card
 from emoreason.data.sampling import seed_sample
 from emoreason.generation.config import GenerateConfig, load_config
@@ -122,7 +122,13 @@ def generate(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     outcome = generator.generate(rows, settings, prompt)
     summary: dict[str, Any] = {"generator": generator.name, "dry_run": settings.dry_run, **outcome.summary}
     if outcome.records is not None:
-        summary["output"] = _write_dataset(settings.output, outcome.records)
+        try:
+            summary["output"] = _write_dataset(settings.output, outcome.records)
+        except ReasoningFormatError as exc:
+            raise GenerationError(
+                f"generator {generator.name} returned a record the reasoning dataset format refuses, nothing "
+                f"written: {exc} (docs/generation.md, 'Adding a generator backend')"
+            ) from exc
     summary["complete"] = outcome.complete
     summary["wall_s"] = round(time.monotonic() - started, 2)
     if not summary["complete"]:

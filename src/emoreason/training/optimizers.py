@@ -2,9 +2,9 @@
 
 Both groups are ``_target_``s with ``_partial_: true`` (as lightning-hydra-template configures them):
 ``instantiate`` returns a factory still missing what only the LightningModule knows, the parameters and the
-number of optimizer steps, and :func:`configure` supplies them. Any ``torch.optim`` optimizer or scheduler
-factory fits the same two slots; ours add what the plain classes lack (AdamW's fused kernel chosen by device,
-a warmup given as a share of the run).
+number of optimizer steps, and :func:`configure` supplies them. Any ``torch.optim`` optimizer fits the
+first slot; a scheduler target is called as ``scheduler(optimizer, total_steps=...)``. Ours add what the
+plain classes lack (AdamW's fused kernel chosen by device, a warmup given as a share of the run).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.optimizer import _default_to_fused_or_foreach
 from transformers import get_linear_schedule_with_warmup
+
+from emoreason.config import ConfigError
 
 OptimizerFactory = Callable[[list[dict[str, Any]]], Optimizer]
 """``conf/optim`` instantiated: parameter groups → optimizer."""
@@ -41,6 +43,8 @@ def adamw(
     on an unsupported device would fail mid-training instead of falling back here. ``weight_decay`` is the
     default of every group that does not set its own (:func:`parameter_groups` sets 0 for biases and norms).
     """
+    if len(betas) != 2:
+        raise ValueError(f"betas takes 2 values (the two moment decay rates), got {list(betas)}")
     groups = list(params)
     tensors = [p for group in groups for p in (group["params"] if isinstance(group, dict) else [group])]
     fused, _ = _default_to_fused_or_foreach(tensors, differentiable=False, use_fused=True)
@@ -55,6 +59,8 @@ def linear_warmup(optimizer: Optimizer, total_steps: int, warmup_ratio: float = 
     Hugging Face's ``get_linear_schedule_with_warmup`` (BERT's recipe); the warmup is a share of the run so
     that a resumed run with a larger ``trainer.max_epochs`` rebuilds it for the new length.
     """
+    if not 0 <= warmup_ratio <= 1:
+        raise ValueError(f"warmup_ratio is a share of the run's steps, between 0 and 1; got {warmup_ratio}")
     return get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
 
 
@@ -89,6 +95,31 @@ def configure(
         "optimizer": built,
         "lr_scheduler": {"scheduler": scheduler(built, total_steps=total_steps), "interval": "step"},
     }
+
+
+def check_factories(optimizer: OptimizerFactory, scheduler: SchedulerFactory) -> None:
+    """Build both once on a one-element parameter, so a value they refuse fails before any data is read.
+
+    Why: the signature check at start catches unknown keys and wrong types, but only the optimizer and
+    scheduler know their value ranges (a negative lr, three betas, a warmup beyond the run) and a scheduler
+    target that does not take ``total_steps``; otherwise these surface as a traceback once the network is
+    loaded. Raises :class:`~emoreason.config.ConfigError` naming the group (exit status 2 at the CLI).
+    """
+    probe = nn.Parameter(torch.zeros(1))
+    try:
+        built = optimizer([{"params": [probe]}])
+    except (ValueError, TypeError, IndexError) as error:
+        raise ConfigError(f"optim: {error} (conf/optim; called as optimizer(parameter_groups))") from error
+    try:
+        scheduler(built, total_steps=10)
+    except (ValueError, TypeError, IndexError) as error:
+        hint = (
+            " (a scheduler target is called as scheduler(optimizer, total_steps=...): wrap a "
+            "torch.optim.lr_scheduler class in a function that takes total_steps)"
+            if isinstance(error, TypeError)
+            else ""
+        )
+        raise ConfigError(f"scheduler: {error}{hint}") from error
 
 
 ADAMW_TARGET = f"{__name__}.adamw"
