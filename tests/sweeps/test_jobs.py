@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 from emoreason.config import ConfigError
 from emoreason.sweeps.jobs import resolved_config, run_job
 from emoreason.train import train
+from emoreason.training.module import EmotionModule
 from tests.support.project import SMALL_RUN
 from tests.support.sweeps import fake_metrics, wandb_exit_code
 
@@ -78,10 +79,15 @@ def test_a_crash_is_recorded_with_its_traceback_and_re_raised(cfg):
 def test_a_job_that_crashes_ends_its_wandb_run_with_a_nonzero_exit_code(compose_train, monkeypatch):
     """W&B showed a crashed job as finished (exit code 0) while failure.json said it failed."""
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    bad = compose_train(*SMALL_RUN, "data.source.max_train_rows=64", "logger=wandb", "optim.lr=-1.0")
+
+    def crash(*_args, **_kwargs):
+        raise ValueError("disk full in the first training step")
+
+    monkeypatch.setattr(EmotionModule, "training_step", crash)  # in fit, after W&B started
+    bad = compose_train(*SMALL_RUN, "data.source.max_train_rows=64", "logger=wandb")
     out = Path(bad.paths.output_dir)
-    with pytest.raises(ValueError, match="Invalid learning rate"):  # AdamW's check, after W&B started
-        run_job(bad, train, output_dir=out, overrides=["optim.lr=-1.0"], skip_finished=True)
+    with pytest.raises(ValueError, match="disk full"):
+        run_job(bad, train, output_dir=out, overrides=[], skip_finished=True)
     assert json.loads((out / "failure.json").read_text(encoding="utf-8"))["error"] == "ValueError"
     assert wandb_exit_code(out) == 1
 

@@ -158,16 +158,17 @@ def test_a_crash_is_recorded_the_others_finish_and_a_rerun_retries_only_it(tiny_
     args = [*tiny_args, "optim.lr=1e-3,-1", "logger=csv", f"hydra.sweep.dir={tmp_path}"]
     ok, crashed = (tmp_path / f"{PREFIX},optim.lr={lr},seed=0" for lr in ("0.001", "-1"))
     first = run_train("-m", *args, env={})
-    assert first.returncode == 1  # the basic sweeper re-raises the failure once every job has run
+    assert first.returncode == 2  # re-raised once every job has run; a config error is the user's (exit 2)
     failure = json.loads((crashed / "failure.json").read_text(encoding="utf-8"))
-    assert failure["error"] == "ValueError" and "Invalid learning rate" in failure["message"]
+    assert failure["error"] == "ConfigError" and "optim: Invalid learning rate" in failure["message"]
     assert (ok / "metrics.json").exists() and not (crashed / "metrics.json").exists()
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
-    assert "## Jobs without results (1 of 2)" in report and "ValueError: Invalid learning rate" in report
+    assert "## Jobs without results (1 of 2)" in report
+    assert "ConfigError: optim: Invalid learning rate" in report
     finished = (ok / "metrics.json").read_bytes()
 
     second = run_train("-m", *args, env={})
-    assert second.returncode == 1
+    assert second.returncode == 2
     assert (second.stdout + second.stderr).count("skipping finished job") == 1
     assert (ok / "metrics.json").read_bytes() == finished
     assert (crashed / "train.log").read_text(encoding="utf-8").count("job failed") == 2
