@@ -324,7 +324,7 @@ def main() -> None:
     parser.add_argument("--sequential-items", type=int, default=50)
     parser.add_argument("--fault-rate", type=float, default=0.1)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--fault-items", type=int, default=3000, help="items of the *_long runs")
+    parser.add_argument("--fault-items", type=int, default=5000, help="items of the *_long runs")
     parser.add_argument("--baseline-tree", type=Path, help="a checkout (src, conf, generate.py) to compare")
     parser.add_argument("--baseline-faults", action="store_true", help="run the baseline with faults too")
     parser.add_argument("--no-cost", action="store_true", help="skip the cost of 10,000 items")

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from emoreason.config import ConfigError
 from emoreason.data.kote import KoteRow
 from emoreason.data.reasoning import ReasoningRecord, read_reasoning_jsonl
+from emoreason.data.reasoning_stats import write_generation_card
 from emoreason.generation.chatgpt import ChatGPTGenerator
 from emoreason.generation.config import GenerateConfig, load_config
 from emoreason.generation.errors import GenerationError
@@ -131,7 +132,11 @@ def test_a_backend_selected_by_target_runs_through_generate(echo_cfg, tmp_path: 
     assert [r.id for r in records] == [row.id for row in rows]
     assert records[0].reasoning == f"The comment shows {', '.join(label_names(rows[0].labels))}."
     assert json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))["generator"] == "echo"
-    assert (tmp_path / "out" / "reasoning.card.md").is_file()
+    card = tmp_path / "out" / "reasoning.card.md"
+    written_from_the_run = card.read_text(encoding="utf-8")
+    prompt = PromptTemplate.from_config(settings.prompt)
+    write_generation_card(summary, f"System:\n{prompt.system}\n\nUser:\n{prompt.user}")  # reads it back
+    assert written_from_the_run == card.read_text(encoding="utf-8")  # the run's records are the file's
 
 
 def test_the_backends_checks_and_inputs_are_honoured(echo_cfg, tmp_path: Path) -> None:

@@ -256,11 +256,19 @@ def dataset_card(stats: ReasoningStats, info: CardInfo) -> str:
     return "\n".join([*header, "", *body]) + "\n"
 
 
-def write_card(dataset: str | Path, info: CardInfo, card: str | Path | None = None) -> Path:
-    """Write ``<dataset stem>.card.md`` beside ``dataset`` (or ``card``) and return its path."""
+def write_card(
+    dataset: str | Path,
+    info: CardInfo,
+    card: str | Path | None = None,
+    records: list[ReasoningRecord] | None = None,
+) -> Path:
+    """Write ``<dataset stem>.card.md`` beside ``dataset`` (or ``card``) and return its path.
+
+    ``records``, when the caller holds the dataset's records already, spares reading it back.
+    """
     dataset = Path(dataset)
     target = Path(card) if card is not None else dataset.with_name(f"{dataset.stem}.card.md")
-    return write_text_atomic(target, dataset_card(reasoning_stats(dataset), info))
+    return write_text_atomic(target, dataset_card(reasoning_stats(dataset, records), info))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -302,11 +310,15 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-def write_generation_card(summary: dict[str, Any], prompt_text: str | None = None) -> Path | None:
+def write_generation_card(
+    summary: dict[str, Any], prompt_text: str | None = None, records: list[ReasoningRecord] | None = None
+) -> Path | None:
     """The card of the dataset a ``generate.py`` run wrote, from its summary; None when it wrote none.
 
     Reads the summary's ``output`` (the dataset), ``model``, ``prompt_version``, ``dataset_cost_usd`` and,
     for the cached generator, ``source``; the card lands beside the dataset as ``<stem>.card.md``.
+    ``records``, the dataset's when the run holds them, spare reading it back: the card is the last thing
+    ``generate.py`` writes before it exits, so its time counts in the wait after the last answer.
     """
     output = summary.get("output")
     if not output:
@@ -321,6 +333,6 @@ def write_generation_card(summary: dict[str, Any], prompt_text: str | None = Non
         model=summary.get("model"),
         cost=None if cost is None else f"${cost:.4f} (tokens priced as configured in generator.prices)",
     )
-    card = write_card(output, info)
+    card = write_card(output, info, records=records)
     log.info("dataset card: %s", card)
     return card

@@ -54,9 +54,10 @@ LONG_WAIT_S = 10.0
 """Waits at least this long are logged, so a run is never silent while it sleeps."""
 BREAKER_WINDOW = 20
 BREAKER_THRESHOLD = 0.9
-WORKERS_PER_CALL = 2
-"""Items worked on per call in flight: a call waiting out its retry holds no place in the window, so a
-second item can use it meanwhile."""
+WORKERS_PER_CALL = 4
+"""Items worked on per call in flight: a call waiting out its retry holds no place in the window, so
+another item can use it meanwhile. With two, a run where 10% of calls wait a 1-s Retry-After ran short of
+items to send (41–59 of 64 in flight, docs/benchmarks.md); idle workers cost nothing but a coroutine."""
 CHAT_OPTIONS: RequestOptions = {"security": {"bearer_auth": True}}
 """What ``chat.completions.create`` passes to ``post`` besides the body: the API key as a bearer token."""
 REASONING_MODEL_PREFIXES = ("o1", "o3", "o4", "gpt-5")

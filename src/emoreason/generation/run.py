@@ -134,7 +134,7 @@ def generate(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     if not summary["complete"]:
         summary["next_step"] = next_step(summary)
     _report(summary, settings)
-    write_generation_card(summary, f"System:\n{prompt.system}\n\nUser:\n{prompt.user}")
+    write_generation_card(summary, f"System:\n{prompt.system}\n\nUser:\n{prompt.user}", outcome.records)
     if outcome.fatal is not None:
         raise outcome.fatal
     return summary
