@@ -126,7 +126,22 @@ USER_ERRORS = [
     (
         "key the target does not take",
         ["train.py", "+model.foo=1", *SMALL_RUN],
-        "unexpected keyword argument 'foo'",
+        "model.foo: emoreason.models.backbones.EmbeddedBackbone takes no such argument",
+    ),
+    (
+        "method value not one of its choices",
+        ["train.py", "model=tiny_neox", "method=label_only", "method.inference=gnerate"],
+        "method.inference='gnerate' is not one of generate, score",
+    ),
+    (
+        "method refuses a value",
+        ["train.py", "model=tiny_neox", "method=multitask", "data=kote_reasoning", "method.alpha=3"],
+        "method.alpha must be in [0, 1], got 3",
+    ),
+    (
+        "generative method on an encoder",
+        ["train.py", "method=label_only", *SMALL_RUN],
+        "method=label_only generates text and needs a decoder backbone",
     ),
     ("unparsable override", ["train.py", "seed=[1,"], "cannot parse override 'seed=[1,'"),
     ("evaluate: no checkpoint", ["evaluate.py"], "ckpt_path is required"),

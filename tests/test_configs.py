@@ -103,12 +103,23 @@ def test_typos_and_wrong_types_fail_loudly(compose_train):
         ("scheduler.warmup_ratio=soon", r"^scheduler\.warmup_ratio='soon' is not a float"),
         ("+optim.warmup_ratio=0.2", r"^optim\.warmup_ratio: moved to scheduler\.warmup_ratio$"),
         ("optim._target_=torch.optim.Adamm", r"^optim\._target_=torch\.optim\.Adamm: cannot be imported"),
+        (
+            "method.inference=gnerate",
+            r"^method\.inference='gnerate' is not one of generate, score \(the inference argument of "
+            r"emoreason\.models\.methods\.generative\.LabelOnlyMethod\)$",
+        ),
+        (
+            "+model.foo=1",
+            r"^model\.foo: emoreason\.models\.backbones\.EmbeddedBackbone takes no such argument",
+        ),
     ],
 )
-def test_a_partial_target_is_checked_against_its_signature_at_start(compose_train, override, message):
-    """Instantiating a ``_partial_`` node checks nothing; training would call it minutes in."""
+def test_a_target_is_checked_against_its_signature_at_start(compose_train, override, message):
+    """Instantiating a ``_partial_`` node checks nothing (training would call it minutes in), and a method's
+    dataclass stores any value (a misspelt ``inference`` would fail at the first evaluation)."""
+    method = ("model=tiny_neox", "method=label_only") if override.startswith("method.") else ()
     with pytest.raises(ConfigError, match=message):
-        validate(compose_train(override), TrainConfig)
+        validate(compose_train(*method, override), TrainConfig)
 
 
 def test_the_optimizer_keys_users_type_still_reach_it(compose_train):

@@ -66,15 +66,15 @@ def build_parts(
     # Partials (conf/optim, conf/scheduler): the module adds the parameters and the number of steps.
     optimizer, scheduler = (instantiate(node, _convert_="all") for node in (cfg.optim, cfg.scheduler))
     check_factories(optimizer, scheduler)
-    if splits is None:
-        splits = instantiate(cfg.data.source).load()
-    backbone: Backbone = instantiate(cfg.model)
-    method = instantiate(cfg.method)
+    method = instantiate(cfg.method)  # before the data: a value the method refuses is a config error
     if not isinstance(method, Method):
         raise ConfigError(
             f"method._target_={cfg.method._target_} is a {type(method).__qualname__}, not a method: name a "
             "subclass of emoreason.models.methods.base.Method (docs/reasoning.md, 'Adding a method')"
         )
+    if splits is None:
+        splits = instantiate(cfg.data.source).load()
+    backbone: Backbone = instantiate(cfg.model)
     lora = instantiate(cfg.lora) if cfg.lora is not None else None
     if tokenizer_state is not None:
         tokenizer = backbone.restore_tokenizer(tokenizer_state)

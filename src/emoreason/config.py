@@ -108,7 +108,7 @@ class EvaluateConfig:
 def validate(cfg: DictConfig, schema: type) -> DictConfig:
     """``cfg`` merged onto ``schema``: unknown keys and wrong types raise :class:`ConfigError`.
 
-    Each top-level ``_partial_`` node is checked against its target's signature too (:func:`check_partial`).
+    Each top-level ``_target_`` node is checked against its target's signature too (:func:`check_arguments`).
     """
     hydra_node = cfg.get("hydra") if isinstance(cfg, DictConfig) else None
     plain = (
@@ -120,25 +120,30 @@ def validate(cfg: DictConfig, schema: type) -> DictConfig:
         raise ConfigError(f"invalid configuration: {exc}".strip()) from None
     assert isinstance(merged, DictConfig)  # a dataclass schema merges into a mapping
     for key, node in merged.items():
-        if isinstance(node, DictConfig) and node.get("_partial_") is True:
-            check_partial(node, str(key))
+        if isinstance(node, DictConfig) and "_target_" in node:
+            check_arguments(node, str(key))
     return merged
 
 
-def check_partial(node: DictConfig, key: str) -> None:
+def check_arguments(node: DictConfig, key: str) -> None:
     """Raise :class:`ConfigError` naming ``<key>.<arg>`` for an argument the ``_target_`` does not take, or a
     value that does not fit the argument's annotation.
 
-    Why: ``instantiate`` of a ``_partial_`` node only wraps the target in ``functools.partial``; its keys meet
-    the signature when training calls it, minutes in. Annotations are checked by OmegaConf's own conversion
-    (``float`` takes ``1`` and ``"1e-4"``, not ``"fast"``); an annotation OmegaConf cannot type is skipped.
+    Why: ``instantiate`` of a ``_partial_`` node only wraps the target in ``functools.partial``, so its keys
+    meet the signature when training calls it, minutes in; and a dataclass (a method) stores any value it is
+    given, so ``method.inference=gnerate`` would only fail at the first evaluation. Annotations are checked by
+    OmegaConf's own conversion (``float`` takes ``1`` and ``"1e-4"``, not ``"fast"``), a ``Literal`` by its
+    choices; an annotation OmegaConf cannot type is skipped.
     """
     target = str(node._target_)
     try:
         fn = get_object(target)
     except (ImportError, ValueError) as exc:
         raise ConfigError(f"{key}._target_={target}: cannot be imported ({exc})") from None
-    signature = inspect.signature(fn)
+    try:
+        signature = inspect.signature(fn)
+    except ValueError:  # a builtin (``builtins.str`` for strategy=auto): nothing to check against
+        return
     if any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
         return
     hints = typing.get_type_hints(fn.__init__ if inspect.isclass(fn) else fn)
@@ -152,6 +157,14 @@ def check_partial(node: DictConfig, key: str) -> None:
                 else f"{key}.{name}: {target} takes no such argument; it takes {', '.join(settable)}"
             )
         if name not in hints:
+            continue
+        if typing.get_origin(hints[name]) is typing.Literal:
+            choices = typing.get_args(hints[name])
+            if node[name] not in choices:
+                raise ConfigError(
+                    f"{key}.{name}={node[name]!r} is not one of {', '.join(map(str, choices))} "
+                    f"(the {name} argument of {target})"
+                )
             continue
         try:
             typed = OmegaConf.structured(make_dataclass("Argument", [(name, hints[name])]))

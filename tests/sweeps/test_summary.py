@@ -79,6 +79,7 @@ def test_markdown_csv_and_json_hold_the_same_numbers(sweep):
             assert f"{stat['mean']:.4f} ± {stat['std']:.4f}" in markdown
     assert "| kote_plain | tiny_electra | classifier | 3 | 0, 1, 2 |" in markdown
     assert "ValueError: Invalid learning rate" in markdown and "## Jobs without results (2 of 8)" in markdown
+    assert "| failed / unfinished |" in markdown and markdown.count("| 1 / 1 |") == 1  # the crashed cell
 
 
 def test_single_runs_have_no_std_and_the_chart_is_written(tmp_path):

@@ -259,27 +259,6 @@ def test_every_target_the_configs_name_is_allowed():
 # ----------------------------------------------------------------------------- end to end
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, small_kote_dir, cache_dir):
-    """A real tiny-ELECTRA run: one epoch on 64 rows, no test."""
-    out = tmp_path_factory.mktemp("trained")
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            config_name="train",
-            overrides=[
-                *SMALL_RUN,
-                f"paths.kote_dir={small_kote_dir}",
-                f"paths.cache_dir={cache_dir}",
-                f"paths.output_dir={out}",
-                "trainer.max_epochs=1",
-                "data.source.max_train_rows=64",
-                "test=false",
-            ],
-        )
-    report = train(cfg)
-    return Path(report["best_checkpoint"])
-
-
 def _evaluate_cfg(tmp_path, kote_dir, cache_dir, *overrides):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(
@@ -296,9 +275,11 @@ def _evaluate_cfg(tmp_path, kote_dir, cache_dir, *overrides):
 
 @pytest.mark.slow
 @pytest.mark.shared_data
-def test_evaluate_py_refuses_a_shared_checkpoint_with_a_pickled_object(trained, tmp_path, small_kote_dir):
+def test_evaluate_py_refuses_a_shared_checkpoint_with_a_pickled_object(
+    tiny_checkpoint, tmp_path, small_kote_dir
+):
     marker = tmp_path / "marker"
-    shared = _with_payload(torch.load(trained, weights_only=True), tmp_path / "shared.ckpt", marker)
+    shared = _with_payload(torch.load(tiny_checkpoint, weights_only=True), tmp_path / "shared.ckpt", marker)
     result = subprocess.run(
         [
             sys.executable,
@@ -321,40 +302,40 @@ def test_evaluate_py_refuses_a_shared_checkpoint_with_a_pickled_object(trained, 
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_with_trust_checkpoint_evaluation_unpickles_it_and_scores(
-    trained, tmp_path, small_kote_dir, cache_dir
+    tiny_checkpoint, tmp_path, small_kote_dir, cache_dir
 ):
     marker = tmp_path / "marker"
-    shared = _with_payload(torch.load(trained, weights_only=True), tmp_path / "shared.ckpt", marker)
+    shared = _with_payload(torch.load(tiny_checkpoint, weights_only=True), tmp_path / "shared.ckpt", marker)
     trusted = evaluate(
         _evaluate_cfg(tmp_path, small_kote_dir, cache_dir, f"ckpt_path={shared}", "trust_checkpoint=true")
     )
     assert marker.exists()
-    clean = evaluate(_evaluate_cfg(tmp_path, small_kote_dir, cache_dir, f"ckpt_path={trained}"))
+    clean = evaluate(_evaluate_cfg(tmp_path, small_kote_dir, cache_dir, f"ckpt_path={tiny_checkpoint}"))
     assert trusted["test"] == clean["test"]
 
 
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_a_checkpoint_naming_the_former_method_path_evaluates_as_before(
-    trained, tmp_path, small_kote_dir, cache_dir
+    tiny_checkpoint, tmp_path, small_kote_dir, cache_dir
 ):
-    checkpoint = torch.load(trained, weights_only=True)
+    checkpoint = torch.load(tiny_checkpoint, weights_only=True)
     method = checkpoint["emoreason"]["config"]["method"]
     assert method["_target_"] == "emoreason.models.methods.classifier.ClassifierMethod"
     method["_target_"] = "emoreason.models.methods.ClassifierMethod"  # as checkpoints before the move name it
     old = tmp_path / "old.ckpt"
     torch.save(checkpoint, old)
     then = evaluate(_evaluate_cfg(tmp_path, small_kote_dir, cache_dir, f"ckpt_path={old}"))
-    now = evaluate(_evaluate_cfg(tmp_path, small_kote_dir, cache_dir, f"ckpt_path={trained}"))
+    now = evaluate(_evaluate_cfg(tmp_path, small_kote_dir, cache_dir, f"ckpt_path={tiny_checkpoint}"))
     assert then["method"] == "classifier" and then["test"] == now["test"]
 
 
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_evaluation_refuses_a_stored_target_outside_the_allow_list(
-    trained, tmp_path, small_kote_dir, cache_dir
+    tiny_checkpoint, tmp_path, small_kote_dir, cache_dir
 ):
-    checkpoint = torch.load(trained, weights_only=True)
+    checkpoint = torch.load(tiny_checkpoint, weights_only=True)
     checkpoint["emoreason"]["config"]["model"]["_target_"] = "os.system"
     edited = tmp_path / "edited.ckpt"
     torch.save(checkpoint, edited)
@@ -367,10 +348,10 @@ def test_evaluation_refuses_a_stored_target_outside_the_allow_list(
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_train_py_refuses_to_resume_from_a_file_with_a_pickled_object(
-    trained, tmp_path, small_kote_dir, cache_dir
+    tiny_checkpoint, tmp_path, small_kote_dir, cache_dir
 ):
     marker = tmp_path / "marker"
-    shared = _with_payload(torch.load(trained, weights_only=True), tmp_path / "shared.ckpt", marker)
+    shared = _with_payload(torch.load(tiny_checkpoint, weights_only=True), tmp_path / "shared.ckpt", marker)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(
             config_name="train",

@@ -257,7 +257,7 @@ def _comparison_lines(comparison: dict[str, Any]) -> list[str]:
 
 def render_markdown(report: dict[str, Any]) -> str:
     keys = report["columns"]
-    header = [*keys, *CHOICE_KEYS, "n", "seeds", *(METRIC_TITLES[m] for m in METRICS), "failed"]
+    header = [*keys, *CHOICE_KEYS, "n", "seeds", *(METRIC_TITLES[m] for m in METRICS), "failed / unfinished"]
     rows = [
         [
             *(cell["columns"][k] for k in keys),
@@ -265,7 +265,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             str(cell["n"]),
             ", ".join(map(str, cell["seeds"])) or "—",
             *(format_stat(cell["metrics"][m]) for m in METRICS),
-            str(cell["failed"] + cell["incomplete"]),
+            f"{cell['failed']} / {cell['incomplete']}",  # unfinished: still running, or killed
         ]
         for cell in report["cells"]
     ]

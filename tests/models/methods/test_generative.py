@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from emoreason.config import ConfigError
 from emoreason.models.backbones import EmbeddedBackbone
 from emoreason.models.decoding import greedy_generate
 from emoreason.models.heads import DecoderClassifier
@@ -131,5 +132,5 @@ def test_score_mode_gives_zero_to_rows_without_a_parsable_label(rows, tokenizer)
 
 def test_generative_methods_need_a_decoder(tokenizer):
     encoder = EmbeddedBackbone("electra", config={"hidden_size": 32})
-    with pytest.raises(ValueError, match=r"needs a decoder backbone.*model=tiny_neox"):
+    with pytest.raises(ConfigError, match=r"needs a decoder backbone.*model=tiny_neox"):
         LabelOnlyMethod().build_model(encoder, tokenizer)

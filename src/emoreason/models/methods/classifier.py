@@ -13,7 +13,7 @@ from transformers import PreTrainedTokenizerBase
 from emoreason.data.kote import KoteRow
 from emoreason.labels import NUM_LABELS, multi_hot
 from emoreason.models.backbones import NetworkSource
-from emoreason.models.heads import DecoderClassifier, EncoderClassifier
+from emoreason.models.heads import DecoderClassifier, EncoderClassifier, Pooling
 from emoreason.models.methods.base import Batch, Columns, Method, MethodScores
 
 
@@ -21,19 +21,21 @@ from emoreason.models.methods.base import Batch, Columns, Method, MethodScores
 class ClassifierMethod(Method):
     """Multi-label classification with a linear head and BCE-with-logits over the 44 labels.
 
-    An encoder is pooled at its first token, a decoder at its last real one. The input is the comment alone,
+    ``pooling`` (:data:`~emoreason.models.heads.Pooling`): ``token`` pools an encoder at its first token and a
+    decoder at its last real one; ``mean`` averages the real tokens. The input is the comment alone,
     in training and at inference, with or without a reasoning dataset: with ``data=kote_reasoning`` this is
     the no-reasoning baseline on exactly the rows the reasoning methods train on (a rationale as auxiliary
     training signal is what ``method=multitask`` does).
     """
 
     dropout: float = 0.1
+    pooling: Pooling = "token"
 
     name = "classifier"
 
     def build_model(self, backbone: NetworkSource, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
         head = EncoderClassifier if backbone.architecture == "encoder" else DecoderClassifier
-        return head(backbone.load_network(tokenizer), NUM_LABELS, self.dropout)
+        return head(backbone.load_network(tokenizer), NUM_LABELS, self.dropout, self.pooling)
 
     def pad_values(self, tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
         return {"input_ids": tokenizer.pad_token_id, "attention_mask": 0}

@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 from transformers import PreTrainedTokenizerBase
 
+from emoreason.config import ConfigError
 from emoreason.data.kote import KoteRow
 from emoreason.labels import multi_hot
 from emoreason.models.backbones import NetworkSource
@@ -63,7 +64,7 @@ class GenerativeMethod(Method):
 
     def build_model(self, backbone: NetworkSource, tokenizer: PreTrainedTokenizerBase) -> CausalLM:
         if backbone.architecture != "decoder":
-            raise ValueError(
+            raise ConfigError(
                 f"method={self.name} generates text and needs a decoder backbone (model=tiny_neox or "
                 f"model=polyglot5.8b), not an {backbone.architecture}"
             )
@@ -177,7 +178,7 @@ class MultitaskMethod(GenerativeMethod):
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"method.alpha must be in [0, 1], got {self.alpha}")
+            raise ConfigError(f"method.alpha must be in [0, 1], got {self.alpha}")
 
     def task_weights(self) -> tuple[float, ...]:
         return (self.alpha, 1.0 - self.alpha)
