@@ -136,7 +136,22 @@ USER_ERRORS = [
     (
         "method refuses a value",
         ["train.py", "model=tiny_neox", "method=multitask", "data=kote_reasoning", "method.alpha=3"],
-        "method.alpha must be in [0, 1], got 3",
+        "error: method.alpha must be in [0, 1], got 3",  # without Hydra's "Error in call to target"
+    ),
+    (
+        "method value out of range",
+        ["train.py", "model=tiny_neox", "method=label_only", "method.max_new_tokens=-5"],
+        "method.max_new_tokens must be at least 1, got -5",
+    ),
+    (
+        "classifier dropout out of range",
+        ["train.py", "method.dropout=1.5"],
+        "method.dropout must be in [0, 1)",
+    ),
+    (
+        "data value out of range, before any file is read",
+        ["train.py", "data.source.holdout_size=-5", "paths.kote_dir=/nonexistent"],
+        "data.source.holdout_size must be at least 1, got -5",
     ),
     (
         "generative method on an encoder",

@@ -86,6 +86,9 @@ def one_line(exc: BaseException) -> str:
 
     An override Hydra cannot parse is named first: its parser's message quotes only the failing token.
     """
+    cause = exc.__cause__
+    if isinstance(exc, InstantiationException) and cause is not None and isinstance(cause, _classes()):
+        exc = cause  # the target's own refusal names its key: Hydra's "Error in call to target" adds nothing
     text = moved_key_hint(re.split(r"\n\s*Config search path:", str(exc))[0])
     if isinstance(exc, OverrideParseException):
         text = f"cannot parse override {exc.override!r}: {text}"

@@ -108,7 +108,7 @@ class EvaluateConfig:
 def validate(cfg: DictConfig, schema: type) -> DictConfig:
     """``cfg`` merged onto ``schema``: unknown keys and wrong types raise :class:`ConfigError`.
 
-    Each top-level ``_target_`` node is checked against its target's signature too (:func:`check_arguments`).
+    Each ``_target_`` node, at any depth, is checked against its target's signature (:func:`check_arguments`).
     """
     hydra_node = cfg.get("hydra") if isinstance(cfg, DictConfig) else None
     plain = (
@@ -119,10 +119,22 @@ def validate(cfg: DictConfig, schema: type) -> DictConfig:
     except OmegaConfBaseException as exc:
         raise ConfigError(f"invalid configuration: {exc}".strip()) from None
     assert isinstance(merged, DictConfig)  # a dataclass schema merges into a mapping
-    for key, node in merged.items():
-        if isinstance(node, DictConfig) and "_target_" in node:
-            check_arguments(node, str(key))
+    for key, node in _target_nodes(merged):
+        check_arguments(node, key)
     return merged
+
+
+def _target_nodes(node: DictConfig, prefix: str = "") -> list[tuple[str, DictConfig]]:
+    """Every node with a ``_target_`` at any depth (``data.source``, ``callbacks.early_stopping``), by key."""
+    found = []
+    for key in node:
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and not child._is_missing() and not child._is_none():
+            name = f"{prefix}{key!s}"
+            if "_target_" in child:
+                found.append((name, child))
+            found.extend(_target_nodes(child, f"{name}."))
+    return found
 
 
 def check_arguments(node: DictConfig, key: str) -> None:
@@ -146,8 +158,15 @@ def check_arguments(node: DictConfig, key: str) -> None:
         return
     if any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
         return
-    hints = typing.get_type_hints(fn.__init__ if inspect.isclass(fn) else fn)
+    try:
+        hints = typing.get_type_hints(fn.__init__ if inspect.isclass(fn) else fn)
+    except Exception:  # annotations naming what the library imports only for type checkers: names only
+        hints = {}
     for name in (str(k) for k in node if not str(k).startswith("_")):
+        try:
+            value = node[name]
+        except OmegaConfBaseException:  # an interpolation only Hydra's run can resolve: checked when built
+            continue
         if name not in signature.parameters:
             settable = [p.name for p in signature.parameters.values() if p.default is not p.empty]
             moved = MOVED_KEYS.get(f"{key}.{name}")
@@ -160,9 +179,9 @@ def check_arguments(node: DictConfig, key: str) -> None:
             continue
         if typing.get_origin(hints[name]) is typing.Literal:
             choices = typing.get_args(hints[name])
-            if node[name] not in choices:
+            if value not in choices:
                 raise ConfigError(
-                    f"{key}.{name}={node[name]!r} is not one of {', '.join(map(str, choices))} "
+                    f"{key}.{name}={value!r} is not one of {', '.join(map(str, choices))} "
                     f"(the {name} argument of {target})"
                 )
             continue
@@ -171,11 +190,10 @@ def check_arguments(node: DictConfig, key: str) -> None:
         except OmegaConfBaseException:
             continue
         try:
-            OmegaConf.merge(typed, {name: node[name]})
+            OmegaConf.merge(typed, {name: value})
         except OmegaConfBaseException:
             raise ConfigError(
-                f"{key}.{name}={node[name]!r} is not a {_type_name(hints[name])} "
-                f"(the {name} argument of {target})"
+                f"{key}.{name}={value!r} is not a {_type_name(hints[name])} (the {name} argument of {target})"
             ) from None
 
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import logging
 import random
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Literal
 
+from emoreason.config import ConfigError
 from emoreason.data.kote import KoteDownloadError, KoteRow, locate_split, read_kote_tsv
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,12 @@ def seed_sample(pool: Sequence[KoteRow], n: int, seed: int) -> list[KoteRow]:
     return sorted(seeded_shuffle(pool, seed)[:n], key=lambda r: r.id)
 
 
+def check_split_scheme(scheme: str) -> None:
+    """Raise :class:`ConfigError` naming ``data.source.split_scheme`` unless ``scheme`` is a SplitScheme."""
+    if scheme not in typing.get_args(SplitScheme):
+        raise ConfigError(f"data.source.split_scheme must be auto, official or val_holdout, got {scheme!r}")
+
+
 def load_splits(
     root: str | Path,
     scheme: SplitScheme = "auto",
@@ -71,8 +79,7 @@ def load_splits(
     sha256: dict[str, str | None] | None = None,
 ) -> KoteSplits:
     """Read the KOTE files under ``root`` and split them by ``scheme`` (see the module docstring)."""
-    if scheme not in ("auto", "official", "val_holdout"):
-        raise ValueError(f"data.split_scheme must be auto, official or val_holdout, got {scheme!r}")
+    check_split_scheme(scheme)
     locate = partial(locate_split, root, download=download, verify_checksums=verify_checksums, sha256=sha256)
     val_path = locate("val")
     test_path = locate("test")
@@ -99,7 +106,10 @@ def load_splits(
             )
     val_rows = read_kote_tsv(val_path)
     if not 0 < holdout_size < len(val_rows):
-        raise ValueError(f"data.holdout_size must be in 1..{len(val_rows) - 1}, got {holdout_size}")
+        raise ConfigError(
+            f"data.source.holdout_size must be in 1..{len(val_rows) - 1} (val.tsv has {len(val_rows)} rows), "
+            f"got {holdout_size}"
+        )
     shuffled = seeded_shuffle(val_rows, seed)
     return KoteSplits(
         train=sorted(shuffled[holdout_size:], key=lambda r: r.id),

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from emoreason.config import ConfigError
 from emoreason.data.controls import ReasoningControl, apply_control, check_control
 from emoreason.data.kote import KoteRow
 from emoreason.data.reasoning import ReasoningRecord, read_reasoning_jsonl
-from emoreason.data.sampling import KoteSplits, SplitScheme, load_splits, seeded_shuffle
+from emoreason.data.sampling import KoteSplits, SplitScheme, check_split_scheme, load_splits, seeded_shuffle
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,15 @@ class KoteSource:
     download: bool = True
     verify_checksums: bool = True
     sha256: dict[str, str | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_split_scheme(self.split_scheme)
+        if self.holdout_size < 1:
+            raise ConfigError(f"data.source.holdout_size must be at least 1, got {self.holdout_size}")
+        if self.max_train_rows is not None and self.max_train_rows < 1:
+            raise ConfigError(
+                f"data.source.max_train_rows must be at least 1 (null keeps all), got {self.max_train_rows}"
+            )
 
     def load(self) -> KoteSplits:
         return self._subsample(self._load_all())

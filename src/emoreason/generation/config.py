@@ -200,8 +200,6 @@ RENAMED = {
 }
 """Top-level keys that ``generate.py`` had before it read the data group's source, and where they went."""
 
-SPLIT_SCHEMES = ("auto", "official", "val_holdout")
-
 
 def renamed_key(keys: Iterable[str]) -> ConfigError | None:
     """The error for the first key of ``keys`` (config keys or ``key=value`` overrides) that moved."""
@@ -245,6 +243,8 @@ def _called(values: dict[str, Any], key: str) -> Any:
     try:
         return instantiate(values, _convert_="all")
     except InstantiationException as exc:
+        if isinstance(exc.__cause__, ConfigError):  # the target's own refusal, naming its key
+            raise exc.__cause__ from None
         reason = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         raise ConfigError(f"{key}: {reason}") from None
 
@@ -303,19 +303,7 @@ def _source(node: DictConfig) -> KoteSource:
             f"data.source: generate.py draws its sample from KOTE itself (data=kote_plain), not from a "
             f"{type(source).__qualname__}"
         )
-    _check(
-        source.split_scheme in SPLIT_SCHEMES,
-        "data.source.split_scheme",
-        f"must be one of {SPLIT_SCHEMES}",
-        source.split_scheme,
-    )
-    _check(
-        source.holdout_size >= 1,
-        "data.source.holdout_size",
-        "must be a positive integer",
-        source.holdout_size,
-    )
-    return source
+    return source  # its split_scheme and holdout_size are checked when it is built (KoteSource)
 
 
 def load_config(cfg: DictConfig | Mapping[str, Any]) -> GenerateConfig:

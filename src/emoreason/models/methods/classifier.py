@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 from transformers import PreTrainedTokenizerBase
 
+from emoreason.config import ConfigError
 from emoreason.data.kote import KoteRow
 from emoreason.labels import NUM_LABELS, multi_hot
 from emoreason.models.backbones import NetworkSource
@@ -32,6 +33,10 @@ class ClassifierMethod(Method):
     pooling: Pooling = "token"
 
     name = "classifier"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"method.dropout must be in [0, 1), got {self.dropout}")
 
     def build_model(self, backbone: NetworkSource, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
         head = EncoderClassifier if backbone.architecture == "encoder" else DecoderClassifier

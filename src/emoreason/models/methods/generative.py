@@ -55,6 +55,12 @@ class GenerativeMethod(Method):
 
     tasks: ClassVar[tuple[Task, ...]]
     padding_side = "left"
+
+    def __post_init__(self) -> None:
+        for key in ("max_new_tokens", "max_reasoning_tokens", "score_batch_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"method.{key} must be at least 1, got {getattr(self, key)}")
+
     eval_loss = False
     """Evaluation batches hold prompts only: there is no reasoning at inference to build a target from."""
     diagnostic_names = ("unparseable_rate", "generated_tokens")
@@ -177,6 +183,7 @@ class MultitaskMethod(GenerativeMethod):
     tasks = (Task("label", "[감정] ", ("labels",)), Task("rationale", "[이유] ", ("reasoning",)))
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"method.alpha must be in [0, 1], got {self.alpha}")
 
