@@ -160,6 +160,16 @@ USER_ERRORS = [
     ),
     ("unparsable override", ["train.py", "seed=[1,"], "cannot parse override 'seed=[1,'"),
     ("evaluate: no checkpoint", ["evaluate.py"], "ckpt_path is required"),
+    (
+        "evaluate: threshold out of range, before the checkpoint is read",
+        ["evaluate.py", "ckpt_path=/nonexistent.ckpt", "threshold=1.5"],
+        "threshold must be in [0.0, 1.0], got 1.5",
+    ),
+    (
+        "batch size zero",
+        ["train.py", "data.loader.batch_size=0"],
+        "data.loader.batch_size must be at least 1, got 0",
+    ),
     ("generate: key not in the config", ["generate.py", "nn=1"], "Could not override 'nn'"),
     (
         "plan_memory: model given twice",

@@ -105,8 +105,34 @@ class EvaluateConfig:
     eval_batch_size: int = 128
 
 
+BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "data.loader.batch_size": (1, None),
+    "data.loader.eval_batch_size": (1, None),
+    "data.loader.max_length": (1, None),
+    "data.loader.pool_factor": (1, None),
+    "data.loader.pad_to_multiple_of": (1, None),
+    "data.loader.num_workers": (0, None),
+    "threshold": (0.0, 1.0),
+    "top_k": (0, None),
+    "eval_batch_size": (1, None),
+}
+"""Inclusive ranges of the schemas' numbers (where a schema has the key): the type check alone lets
+``batch_size=0`` or ``threshold=1.5`` through to fail (or silently do nothing) minutes later."""
+
+
+def _check_bounds(cfg: DictConfig) -> None:
+    for key, (low, high) in BOUNDS.items():
+        value = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        if (low is not None and value < low) or (high is not None and value > high):
+            span = f"in [{low}, {high}]" if high is not None else f"at least {low}"
+            raise ConfigError(f"{key} must be {span}, got {value}")
+
+
 def validate(cfg: DictConfig, schema: type) -> DictConfig:
-    """``cfg`` merged onto ``schema``: unknown keys and wrong types raise :class:`ConfigError`.
+    """``cfg`` merged onto ``schema``: unknown keys, wrong types and numbers out of :data:`BOUNDS` raise
+    :class:`ConfigError`.
 
     Each ``_target_`` node, at any depth, is checked against its target's signature (:func:`check_arguments`).
     """
@@ -119,6 +145,7 @@ def validate(cfg: DictConfig, schema: type) -> DictConfig:
     except OmegaConfBaseException as exc:
         raise ConfigError(f"invalid configuration: {exc}".strip()) from None
     assert isinstance(merged, DictConfig)  # a dataclass schema merges into a mapping
+    _check_bounds(merged)
     for key, node in _target_nodes(merged):
         check_arguments(node, key)
     return merged
