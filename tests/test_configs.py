@@ -144,6 +144,16 @@ def test_every_optimizer_and_schedule_builds_for_a_model(compose_train, path):
     assert built["lr_scheduler"]["scheduler"].optimizer is built["optimizer"]
 
 
+def test_the_embedded_default_pools_the_mean_and_the_papers_kcelectra_its_cls_token(compose_train):
+    assert instantiate(compose_train().method).pooling == "mean"
+    assert instantiate(compose_train("experiment=tiny_kcelectra_plain").method).pooling == "token"
+    paper = compose_train("experiment=kcelectra_plain")
+    assert (
+        instantiate(paper.method).pooling == "token"
+        and paper.model.name_or_path == "beomi/KcELECTRA-base-v2022"
+    )
+
+
 def test_seed_zero_is_kept(compose_train):
     assert validate(compose_train("seed=0"), TrainConfig).seed == 0
     assert validate(compose_train("seed=0"), TrainConfig).data.source.seed == 0
