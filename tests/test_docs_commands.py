@@ -203,6 +203,11 @@ ROWS: dict[tuple[str, str], Row] = {
         "model.config.intermediate_size=512 optim.lr=1e-3 trainer.max_epochs=15 "
         "callbacks.early_stopping.patience=4 hydra.sweep.dir=/tmp/tiny_small",
     ): Row("cfg", r"hidden_size: 128"),
+    (
+        "results.md",
+        "KOTE_DIR=../shared/data/kote python train.py -m seed=0,1,2 logger=none method.pooling=token,mean "
+        "hydra.sweep.dir=/tmp/pooling",
+    ): Row("cfg", r"pooling: token"),
     # docs/scale.md
     ("scale.md", "python train.py strategy=deepspeed_zero2 +strategy.config.gradient_clipping=1.0"): Row(
         "small", r"train\.py: error: .*gradient_clipping", status=2
