@@ -144,8 +144,9 @@ def test_every_optimizer_and_schedule_builds_for_a_model(compose_train, path):
     assert built["lr_scheduler"]["scheduler"].optimizer is built["optimizer"]
 
 
-def test_the_embedded_default_pools_the_mean_and_the_papers_kcelectra_its_cls_token(compose_train):
-    assert instantiate(compose_train().method).pooling == "mean"
+def test_the_classifier_pools_the_cls_token_unless_mean_is_asked_for(compose_train):
+    assert instantiate(compose_train().method).pooling == "token"
+    assert instantiate(compose_train("method.pooling=mean").method).pooling == "mean"
     assert instantiate(compose_train("experiment=tiny_kcelectra_plain").method).pooling == "token"
     paper = compose_train("experiment=kcelectra_plain")
     assert (

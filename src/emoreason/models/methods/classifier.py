@@ -31,8 +31,7 @@ class ClassifierMethod(Method):
 
     dropout: float = 0.1
     pooling: Pooling = "token"
-    """``conf/method/classifier.yaml`` sets ``mean``; ``token`` here is what checkpoints stored before the
-    option existed were trained with."""
+    """``token`` is also what checkpoints stored before the option existed were trained with."""
 
     name = "classifier"
 
