@@ -166,6 +166,26 @@ USER_ERRORS = [
         "threshold must be in [0.0, 1.0], got 1.5",
     ),
     (
+        "LoRA rank zero, named as such (PEFT's error blamed target_modules)",
+        ["train.py", "model=tiny_neox", "lora=default", "lora.r=0"],
+        "lora.r must be at least 1, got 0",
+    ),
+    (
+        "LoRA dropout out of range",
+        ["train.py", "model=tiny_neox", "lora=default", "lora.dropout=1.5"],
+        "lora.dropout must be in [0.0, 1.0], got 1.5",
+    ),
+    (
+        "Lightning argument outside its Literal choices, before any file is read",
+        ["train.py", "trainer.precision=bf17", "paths.kote_dir=/nonexistent"],
+        "trainer.precision='bf17' is not one of 64, 32, 16, transformer-engine",
+    ),
+    (
+        "Lightning's own refusal of a value",
+        ["train.py", "callbacks.early_stopping.mode=maxx"],
+        "error: `mode` can be min, max, got maxx",
+    ),
+    (
         "batch size zero",
         ["train.py", "data.loader.batch_size=0"],
         "data.loader.batch_size must be at least 1, got 0",

@@ -144,15 +144,14 @@ def test_every_optimizer_and_schedule_builds_for_a_model(compose_train, path):
     assert built["lr_scheduler"]["scheduler"].optimizer is built["optimizer"]
 
 
-def test_the_classifier_pools_the_cls_token_unless_mean_is_asked_for(compose_train):
-    assert instantiate(compose_train().method).pooling == "token"
-    assert instantiate(compose_train("method.pooling=mean").method).pooling == "mean"
+def test_the_classifier_pools_the_mean_except_in_the_papers_kcelectra_recipe(compose_train):
+    assert instantiate(compose_train().method).pooling == "mean"
+    assert instantiate(compose_train("method.pooling=token").method).pooling == "token"
     assert instantiate(compose_train("experiment=tiny_kcelectra_plain").method).pooling == "token"
     paper = compose_train("experiment=kcelectra_plain")
-    assert (
-        instantiate(paper.method).pooling == "token"
-        and paper.model.name_or_path == "beomi/KcELECTRA-base-v2022"
-    )
+    method = instantiate(paper.method)
+    assert method.pooling == "token" and paper.model.name_or_path == "beomi/KcELECTRA-base-v2022"
+    assert method.bias_init == "uniform" and instantiate(compose_train().method).bias_init == "prior"
 
 
 def test_seed_zero_is_kept(compose_train):

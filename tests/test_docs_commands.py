@@ -206,8 +206,8 @@ ROWS: dict[tuple[str, str], Row] = {
     (
         "results.md",
         "KOTE_DIR=../shared/data/kote python train.py -m seed=0,1,2 logger=none method.pooling=token,mean "
-        "hydra.sweep.dir=/tmp/pooling",
-    ): Row("cfg", r"pooling: token"),
+        "method.bias_init=uniform,prior hydra.sweep.dir=/tmp/pooling",
+    ): Row("cfg", r"pooling: token\n  bias_init: uniform"),
     # docs/scale.md
     ("scale.md", "python train.py strategy=deepspeed_zero2 +strategy.config.gradient_clipping=1.0"): Row(
         "small", r"train\.py: error: .*gradient_clipping", status=2

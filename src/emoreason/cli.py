@@ -52,6 +52,7 @@ USER_ERROR_CLASSES: tuple[str, ...] = (
     "hydra.errors.ConfigCompositionException",
     "hydra.errors.OverrideParseException",
     "hydra.errors.MissingConfigException",
+    "lightning.fabric.utilities.exceptions.MisconfigurationException",  # Lightning's own "you set X wrong"
 )
 """``module.Class`` of every exception that is the user's to fix. Looked up in ``sys.modules`` only: a class
 whose module was never imported cannot have been raised, and an entry point such as report.py does not pay

@@ -84,6 +84,8 @@ def build_parts(
         texts = [text for row in splits.train for text in (row.text, row.reasoning) if text]
         tokenizer = backbone.load_tokenizer(texts, cfg.paths.cache_dir)
     network = method.build_model(with_lora(backbone, lora), tokenizer)
+    if splits.train:  # a reloaded checkpoint has no rows, and its own weights
+        method.data_dependent_init(network, splits.train)
     extra_state = {
         "config": portable_config(cfg),
         "tokenizer": backbone.tokenizer_state(tokenizer),

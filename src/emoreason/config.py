@@ -14,6 +14,7 @@ import hashlib
 import inspect
 import os
 import re
+import types
 import typing
 from dataclasses import dataclass, field, make_dataclass
 from typing import Any
@@ -115,6 +116,9 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "threshold": (0.0, 1.0),
     "top_k": (0, None),
     "eval_batch_size": (1, None),
+    "lora.r": (1, None),
+    "lora.alpha": (1, None),
+    "lora.dropout": (0.0, 1.0),
 }
 """Inclusive ranges of the schemas' numbers (where a schema has the key): the type check alone lets
 ``batch_size=0`` or ``threshold=1.5`` through to fail (or silently do nothing) minutes later."""
@@ -204,8 +208,8 @@ def check_arguments(node: DictConfig, key: str) -> None:
             )
         if name not in hints:
             continue
-        if typing.get_origin(hints[name]) is typing.Literal:
-            choices = typing.get_args(hints[name])
+        choices = _literal_choices(hints[name])
+        if choices is not None:
             if value not in choices:
                 raise ConfigError(
                     f"{key}.{name}={value!r} is not one of {', '.join(map(str, choices))} "
@@ -222,6 +226,21 @@ def check_arguments(node: DictConfig, key: str) -> None:
             raise ConfigError(
                 f"{key}.{name}={value!r} is not a {_type_name(hints[name])} (the {name} argument of {target})"
             ) from None
+
+
+def _literal_choices(annotation: Any) -> tuple[Any, ...] | None:
+    """The values a ``Literal`` annotation allows, also through a union of Literals and None (Lightning's
+    ``precision: Optional[_PRECISION_INPUT]``); None when the annotation is anything else."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return typing.get_args(annotation)
+    members = (
+        typing.get_args(annotation)
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        else ()
+    )
+    if not members or not all(typing.get_origin(m) is typing.Literal or m is type(None) for m in members):
+        return None
+    return tuple(c for m in members for c in (typing.get_args(m) if m is not type(None) else (None,)))
 
 
 def _type_name(annotation: Any) -> str:

@@ -61,7 +61,9 @@ def _best_weights(trainer: L.Trainer, parts: RunParts) -> tuple[RunParts, dict[s
     if isinstance(trainer.strategy, DeepSpeedStrategy):
         if not trainer.is_global_zero:
             return parts, tested
-        fresh = build_parts(parts.cfg, tokenizer_state=parts.module.extra_state["tokenizer"]).module
+        fresh = build_parts(
+            parts.cfg, tokenizer_state=parts.module.extra_state["tokenizer"], splits=parts.splits
+        ).module
         parts = replace(parts, module=fresh.to(trainer.strategy.root_device))
     own = consolidate_zero_checkpoint(best) if Path(best).is_dir() else best  # this run wrote it: trusted
     parts.module.load_state_dict(load_checkpoint(own)["state_dict"])

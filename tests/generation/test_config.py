@@ -51,7 +51,7 @@ def test_defaults_are_the_documented_ones(make_cfg: MakeCfg) -> None:
         (
             "data.source.split_scheme",
             "random",
-            "data.source.split_scheme must be auto, official or val_holdout, got 'random'",
+            "data.source.split_scheme must be one of auto, official, val_holdout, got 'random'",
         ),
         ("data.source.holdout_size", 0, "data.source.holdout_size must be at least 1, got 0"),
         ("kote_dir", "/k", "kote_dir: renamed to data.source.root"),

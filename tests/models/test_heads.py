@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import ElectraConfig, ElectraModel, GPTNeoXConfig, GPTNeoXForCausalLM
+from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
 from emoreason.models.heads import DecoderClassifier, EncoderClassifier, mean_pool
 
@@ -20,15 +20,6 @@ def test_mean_pool_averages_the_real_tokens_only() -> None:
     assert torch.equal(mean_pool(hidden, mask), pooled)
 
 
-def _encoder() -> ElectraModel:
-    torch.manual_seed(0)
-    config = ElectraConfig(
-        vocab_size=50, embedding_size=16, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32,
-    )  # fmt: skip
-    return ElectraModel(config).eval()
-
-
 def _decoder() -> GPTNeoXForCausalLM:
     torch.manual_seed(0)
     config = GPTNeoXConfig(
@@ -38,8 +29,10 @@ def _decoder() -> GPTNeoXForCausalLM:
 
 
 @pytest.mark.parametrize("pooling", ["token", "mean"])
-def test_an_encoder_head_gives_a_comment_the_same_logits_however_much_padding_follows_it(pooling) -> None:
-    head = EncoderClassifier(_encoder(), LABELS, dropout=0.0, pooling=pooling).eval()
+def test_an_encoder_head_gives_a_comment_the_same_logits_however_much_padding_follows_it(
+    pooling, tiny_encoder
+) -> None:
+    head = EncoderClassifier(tiny_encoder, LABELS, dropout=0.0, pooling=pooling).eval()
     ids = torch.tensor([[2, 7, 9, 11, 3]])
     padded = torch.cat([ids, torch.zeros(1, 3, dtype=torch.long)], dim=1)
     with torch.no_grad():

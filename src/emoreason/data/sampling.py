@@ -64,8 +64,9 @@ def seed_sample(pool: Sequence[KoteRow], n: int, seed: int) -> list[KoteRow]:
 
 def check_split_scheme(scheme: str) -> None:
     """Raise :class:`ConfigError` naming ``data.source.split_scheme`` unless ``scheme`` is a SplitScheme."""
-    if scheme not in typing.get_args(SplitScheme):
-        raise ConfigError(f"data.source.split_scheme must be auto, official or val_holdout, got {scheme!r}")
+    choices = typing.get_args(SplitScheme)
+    if scheme not in choices:
+        raise ConfigError(f"data.source.split_scheme must be one of {', '.join(choices)}, got {scheme!r}")
 
 
 def load_splits(

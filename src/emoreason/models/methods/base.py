@@ -4,7 +4,8 @@ A method turns labelled comments into model inputs and targets and a network's o
 it is independent of the backbone (which network: ``conf/model``) and of the strategy (how it is spread over
 GPUs). Every caller goes through :class:`Method` and nothing else:
 
-- ``emoreason.components.build_parts`` calls :meth:`Method.build_model`;
+- ``emoreason.components.build_parts`` calls :meth:`Method.build_model`, then
+  :meth:`~Method.data_dependent_init` with the training rows;
 - the data module (:class:`emoreason.training.datamodule.KoteDataModule`) calls :meth:`~Method.encode`
   (through the encoding cache, keyed by :attr:`~Method.name` and the method's ``repr``),
   :meth:`~Method.pad_values` and :attr:`~Method.padding_side`;
@@ -111,3 +112,12 @@ class Method(ABC):
     def loss_and_scores(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, MethodScores]:
         """Validation's loss and scores; override to take both from one forward (default: two)."""
         return self.loss(model, batch)[0], self.detailed_scores(model, batch)
+
+    def data_dependent_init(self, model: nn.Module, train_rows: Sequence[KoteRow]) -> None:
+        """Set weights of a freshly built ``model`` from the training rows, before its first step.
+
+        Called by ``build_parts`` whenever the run has training rows (at least one). Set trainable weights
+        only: checkpoints store those, so a resumed or reloaded run gets its trained values back, while a
+        frozen weight set here would differ between a run and its reloaded checkpoint. Default: nothing.
+        """
+        del model, train_rows  # the initialization the network was built with stands

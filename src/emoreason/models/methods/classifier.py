@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -32,6 +33,12 @@ class ClassifierMethod(Method):
     dropout: float = 0.1
     pooling: Pooling = "token"
     """``token`` is also what checkpoints stored before the option existed were trained with."""
+    bias_init: Literal["prior", "uniform"] = "uniform"
+    """``prior``: the head's bias starts at each label's log-odds in the training rows, so the first steps
+    need not learn the label frequencies before the features (the "prior" initialization of Lin et al.
+    2017, Focal Loss, section 4.1). A random-init encoder otherwise sits at the prior for about an epoch,
+    which a 3-epoch schedule with mean pooling never left (docs/results.md); ``conf/method/classifier.yaml``
+    chooses it. ``uniform``: PyTorch's ``nn.Linear`` default, what runs before the option had."""
 
     name = "classifier"
 
@@ -42,6 +49,18 @@ class ClassifierMethod(Method):
     def build_model(self, backbone: NetworkSource, tokenizer: PreTrainedTokenizerBase) -> nn.Module:
         head = EncoderClassifier if backbone.architecture == "encoder" else DecoderClassifier
         return head(backbone.load_network(tokenizer), NUM_LABELS, self.dropout, self.pooling)
+
+    def data_dependent_init(self, model: nn.Module, train_rows: Sequence[KoteRow]) -> None:
+        """With ``bias_init=prior``, the head's bias ← log(p / (1 − p)), p a label's smoothed frequency
+        (count + 1) / (rows + 2) in ``train_rows``: finite for a label no training row has."""
+        if self.bias_init != "prior":
+            return
+        if not isinstance(model, EncoderClassifier | DecoderClassifier):
+            raise TypeError(f"bias_init=prior needs a classifier head, got {type(model).__name__}")
+        counts = torch.stack([multi_hot(r.labels) for r in train_rows]).sum(0)
+        prior = (counts + 1) / (len(train_rows) + 2)
+        with torch.no_grad():
+            model.head.bias.copy_(torch.logit(prior))
 
     def pad_values(self, tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
         return {"input_ids": tokenizer.pad_token_id, "attention_mask": 0}
