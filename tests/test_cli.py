@@ -172,18 +172,18 @@ USER_ERRORS = [
     ),
     (
         "LoRA dropout out of range",
-        ["train.py", "model=tiny_neox", "lora=default", "lora.dropout=1.5"],
-        "lora.dropout must be in [0.0, 1.0], got 1.5",
+        ["train.py", "model=tiny_neox", "lora=default", "lora.dropout=1.0"],
+        "lora.dropout must be in [0.0, 1.0), got 1.0",
     ),
     (
         "Lightning argument outside its Literal choices, before any file is read",
         ["train.py", "trainer.precision=bf17", "paths.kote_dir=/nonexistent"],
-        "trainer.precision='bf17' is not one of 64, 32, 16, transformer-engine",
+        "trainer.precision='bf17' is not one of 64, 32, 16, transformer-engine, ",
     ),
     (
         "Lightning's own refusal of a value",
         ["train.py", "callbacks.early_stopping.mode=maxx"],
-        "error: `mode` can be min, max, got maxx",
+        "error: callbacks.early_stopping: `mode` can be min, max, got maxx",
     ),
     (
         "batch size zero",

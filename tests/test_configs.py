@@ -97,7 +97,7 @@ def test_typos_and_wrong_types_fail_loudly(compose_train):
         (
             "+optim.lrr=1",
             r"^optim\.lrr: emoreason\.training\.optimizers\.adamw takes no such argument; "
-            r"it takes lr, weight_decay, betas, eps$",
+            r"it takes lr, weight_decay, betas, eps, fused$",
         ),
         ("optim.betas=[0.9,high]", r"^optim\.betas=\[0\.9, 'high'\] is not a tuple\[float, float\]"),
         ("scheduler.warmup_ratio=soon", r"^scheduler\.warmup_ratio='soon' is not a float"),

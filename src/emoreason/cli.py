@@ -88,9 +88,14 @@ def one_line(exc: BaseException) -> str:
     An override Hydra cannot parse is named first: its parser's message quotes only the failing token.
     """
     cause = exc.__cause__
+    key = ""
     if isinstance(exc, InstantiationException) and cause is not None and isinstance(cause, _classes()):
-        exc = cause  # the target's own refusal names its key: Hydra's "Error in call to target" adds nothing
-    text = moved_key_hint(re.split(r"\n\s*Config search path:", str(exc))[0])
+        # The target's own refusal, without Hydra's "Error in call to target"; Hydra's full_key is kept
+        # where the refusal does not name it (Lightning's "`mode` can be min, max" for callbacks.*).
+        found = re.search(r"^full_key: (\S+)$", str(exc), re.MULTILINE)
+        key = f"{found[1]}: " if found and found[1] not in str(cause) else ""
+        exc = cause
+    text = key + moved_key_hint(re.split(r"\n\s*Config search path:", str(exc))[0])
     if isinstance(exc, OverrideParseException):
         text = f"cannot parse override {exc.override!r}: {text}"
     parts = [part.strip() for part in text.splitlines() if part.strip()] or [type(exc).__name__]

@@ -106,7 +106,7 @@ class EvaluateConfig:
     eval_batch_size: int = 128
 
 
-BOUNDS: dict[str, tuple[float | None, float | None]] = {
+BOUNDS: dict[str, tuple[float | None, float | None] | tuple[float, float, str]] = {
     "data.loader.batch_size": (1, None),
     "data.loader.eval_batch_size": (1, None),
     "data.loader.max_length": (1, None),
@@ -118,19 +118,21 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "eval_batch_size": (1, None),
     "lora.r": (1, None),
     "lora.alpha": (1, None),
-    "lora.dropout": (0.0, 1.0),
+    "lora.dropout": (0.0, 1.0, "open"),  # 1.0 zeroes every adapter input: the adapters never learn
 }
-"""Inclusive ranges of the schemas' numbers (where a schema has the key): the type check alone lets
-``batch_size=0`` or ``threshold=1.5`` through to fail (or silently do nothing) minutes later."""
+"""Inclusive ranges of the schemas' numbers (where a schema has the key; ``"open"`` third: the upper end
+excluded): the type check alone lets ``batch_size=0`` or ``threshold=1.5`` through to fail (or silently do
+nothing) minutes later."""
 
 
 def _check_bounds(cfg: DictConfig) -> None:
-    for key, (low, high) in BOUNDS.items():
+    for key, (low, high, *open_high) in BOUNDS.items():
         value = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
         if not isinstance(value, int | float) or isinstance(value, bool):
             continue
-        if (low is not None and value < low) or (high is not None and value > high):
-            span = f"in [{low}, {high}]" if high is not None else f"at least {low}"
+        above = high is not None and (value >= high if open_high else value > high)
+        if (low is not None and value < low) or above:
+            span = f"in [{low}, {high}{')' if open_high else ']'}" if high is not None else f"at least {low}"
             raise ConfigError(f"{key} must be {span}, got {value}")
 
 
@@ -212,7 +214,7 @@ def check_arguments(node: DictConfig, key: str) -> None:
         if choices is not None:
             if value not in choices:
                 raise ConfigError(
-                    f"{key}.{name}={value!r} is not one of {', '.join(map(str, choices))} "
+                    f"{key}.{name}={value!r} is not one of {', '.join(dict.fromkeys(map(str, choices)))} "
                     f"(the {name} argument of {target})"
                 )
             continue

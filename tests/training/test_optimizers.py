@@ -67,6 +67,41 @@ def test_biases_and_norms_are_not_decayed_and_frozen_weights_not_optimized():
     assert undecayed["weight_decay"] == 0.0
 
 
+def test_clipping_under_mixed_precision_builds_an_unfused_optimizer_lightning_can_clip():
+    model = Block()
+    plain = configure(model, adamw, linear_warmup, total_steps=10, clips_amp_gradients=True)["optimizer"]
+    assert not plain.param_groups[0]["fused"] and not getattr(plain, "_step_supports_amp_scaling", False)
+    assert (
+        configure(model, adamw, linear_warmup, total_steps=10)["optimizer"].param_groups[0]["fused"] is True
+    )
+    sgd = configure(
+        model, functools.partial(torch.optim.Adagrad, lr=0.1), linear_warmup, 10, clips_amp_gradients=True
+    )
+    assert isinstance(sgd["optimizer"], torch.optim.Adagrad)  # a factory without ``fused`` is called as it is
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_a_mixed_precision_run_with_gradient_clipping_trains(compose_train, small_kote_dir, tmp_path):
+    """A GPU run's defaults (bf16-mixed, gradient_clip_val 1.0) crashed at the first step with the fused
+    AdamW: "does not allow for gradient clipping because it performs unscaling of gradients internally".
+    Lightning runs bf16-mixed on a CPU too, so the same path is exercised here."""
+    report = train(
+        compose_train(
+            *SMALL_RUN,
+            f"paths.kote_dir={small_kote_dir}",
+            f"paths.output_dir={tmp_path}",
+            "data.source.max_train_rows=32",
+            "trainer.max_epochs=1",
+            "trainer.precision=bf16-mixed",
+            "trainer.gradient_clip_val=1.0",
+            "+trainer.limit_val_batches=1",
+            "+trainer.limit_test_batches=1",
+        )
+    )
+    assert report["global_step"] > 0
+
+
 def test_no_empty_parameter_group_under_lora():
     """DeepSpeed drops empty groups; a scheduler built on them then fails at its first step (seen on GPU)."""
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.plugins.precision import FSDPPrecision, MixedPrecision
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import nn
 from torch.nn.modules.module import _IncompatibleKeys
@@ -81,8 +82,18 @@ class EmotionModule(L.LightningModule):
         self.val_best_macro_f1.reset()
 
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
-        total = int(self.trainer.estimated_stepping_batches)
-        return configure(self.model, self.optimizer_factory, self.scheduler_factory, total_steps=total)
+        trainer = self.trainer
+        total = int(trainer.estimated_stepping_batches)
+        clips = bool(trainer.gradient_clip_val) and isinstance(
+            trainer.precision_plugin, MixedPrecision | FSDPPrecision
+        )
+        return configure(
+            self.model,
+            self.optimizer_factory,
+            self.scheduler_factory,
+            total_steps=total,
+            clips_amp_gradients=clips,
+        )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["emoreason"] = self.extra_state

@@ -9,6 +9,7 @@ plain classes lack (AdamW's fused kernel chosen by device, a warmup given as a s
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -34,6 +35,7 @@ def adamw(
     weight_decay: float = 0.01,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
+    fused: bool | None = None,
 ) -> torch.optim.AdamW:
     """``torch.optim.AdamW``, fused (one kernel over all tensors) where every parameter's device has it.
 
@@ -42,12 +44,14 @@ def adamw(
     (``_default_to_fused_or_foreach``), which otherwise runs only at the first step, where fused=True
     on an unsupported device would fail mid-training instead of falling back here. ``weight_decay`` is the
     default of every group that does not set its own (:func:`parameter_groups` sets 0 for biases and norms).
+    ``fused=False`` never fuses: :func:`configure` passes it where Lightning must clip unscaled gradients.
     """
     if len(betas) != 2:
         raise ValueError(f"betas takes 2 values (the two moment decay rates), got {list(betas)}")
     groups = list(params)
     tensors = [p for group in groups for p in (group["params"] if isinstance(group, dict) else [group])]
-    fused, _ = _default_to_fused_or_foreach(tensors, differentiable=False, use_fused=True)
+    if fused is None:
+        fused, _ = _default_to_fused_or_foreach(tensors, differentiable=False, use_fused=True)
     return torch.optim.AdamW(
         groups, lr=lr, betas=(betas[0], betas[1]), eps=eps, weight_decay=weight_decay, fused=fused or None
     )
@@ -84,13 +88,25 @@ def parameter_groups(model: nn.Module) -> list[dict[str, Any]]:
 
 
 def configure(
-    model: nn.Module, optimizer: OptimizerFactory, scheduler: SchedulerFactory, total_steps: int
+    model: nn.Module,
+    optimizer: OptimizerFactory,
+    scheduler: SchedulerFactory,
+    total_steps: int,
+    *,
+    clips_amp_gradients: bool = False,
 ) -> OptimizerLRSchedulerConfig:
     """What ``LightningModule.configure_optimizers`` returns: the optimizer, its schedule stepped per step.
 
     ``total_steps`` is the run's number of optimizer steps (``trainer.estimated_stepping_batches``).
+    ``clips_amp_gradients``: the trainer clips gradients under mixed precision (``16-mixed``/``bf16-mixed``
+    with ``gradient_clip_val`` > 0, a GPU run's default). Lightning refuses to clip for an optimizer that
+    unscales its own gradients, which a fused one does ("does not allow for gradient clipping ... Are you
+    using a 'fused' optimizer?", ``MixedPrecision.clip_gradients``), so an optimizer that takes ``fused``
+    is then built with ``fused=False``.
     """
-    built = optimizer(parameter_groups(model))
+    takes_fused = "fused" in inspect.signature(optimizer).parameters
+    extra = {"fused": False} if clips_amp_gradients and takes_fused else {}
+    built = optimizer(parameter_groups(model), **extra)
     return {
         "optimizer": built,
         "lr_scheduler": {"scheduler": scheduler(built, total_steps=total_steps), "interval": "step"},
