@@ -106,34 +106,48 @@ class EvaluateConfig:
     eval_batch_size: int = 128
 
 
-BOUNDS: dict[str, tuple[float | None, float | None] | tuple[float, float, str]] = {
-    "data.loader.batch_size": (1, None),
-    "data.loader.eval_batch_size": (1, None),
-    "data.loader.max_length": (1, None),
-    "data.loader.pool_factor": (1, None),
-    "data.loader.pad_to_multiple_of": (1, None),
-    "data.loader.num_workers": (0, None),
-    "threshold": (0.0, 1.0),
-    "top_k": (0, None),
-    "eval_batch_size": (1, None),
-    "lora.r": (1, None),
-    "lora.alpha": (1, None),
-    "lora.dropout": (0.0, 1.0, "open"),  # 1.0 zeroes every adapter input: the adapters never learn
+class Bound(typing.NamedTuple):
+    """An inclusive range, or with ``high_open`` one that excludes its upper end."""
+
+    low: float | None
+    high: float | None = None
+    high_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        above = self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        return not (self.low is not None and value < self.low) and not above
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"at least {self.low}"
+        return f"in [{self.low}, {self.high}{')' if self.high_open else ']'}"
+
+
+BOUNDS: dict[str, Bound] = {
+    "data.loader.batch_size": Bound(1),
+    "data.loader.eval_batch_size": Bound(1),
+    "data.loader.max_length": Bound(1),
+    "data.loader.pool_factor": Bound(1),
+    "data.loader.pad_to_multiple_of": Bound(1),
+    "data.loader.num_workers": Bound(0),
+    "threshold": Bound(0.0, 1.0),
+    "top_k": Bound(0),
+    "eval_batch_size": Bound(1),
+    "lora.r": Bound(1),
+    "lora.alpha": Bound(1),
+    "lora.dropout": Bound(0.0, 1.0, high_open=True),  # 1.0 zeroes every adapter input: they never learn
 }
-"""Inclusive ranges of the schemas' numbers (where a schema has the key; ``"open"`` third: the upper end
-excluded): the type check alone lets ``batch_size=0`` or ``threshold=1.5`` through to fail (or silently do
-nothing) minutes later."""
+"""Ranges of the schemas' numbers (where a schema has the key): the type check alone lets ``batch_size=0``
+or ``threshold=1.5`` through to fail (or silently do nothing) minutes later."""
 
 
 def _check_bounds(cfg: DictConfig) -> None:
-    for key, (low, high, *open_high) in BOUNDS.items():
+    for key, bound in BOUNDS.items():
         value = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
         if not isinstance(value, int | float) or isinstance(value, bool):
             continue
-        above = high is not None and (value >= high if open_high else value > high)
-        if (low is not None and value < low) or above:
-            span = f"in [{low}, {high}{')' if open_high else ']'}" if high is not None else f"at least {low}"
-            raise ConfigError(f"{key} must be {span}, got {value}")
+        if not bound.holds(value):
+            raise ConfigError(f"{key} must be {bound}, got {value}")
 
 
 def validate(cfg: DictConfig, schema: type) -> DictConfig:
@@ -233,16 +247,15 @@ def check_arguments(node: DictConfig, key: str) -> None:
 def _literal_choices(annotation: Any) -> tuple[Any, ...] | None:
     """The values a ``Literal`` annotation allows, also through a union of Literals and None (Lightning's
     ``precision: Optional[_PRECISION_INPUT]``); None when the annotation is anything else."""
-    if typing.get_origin(annotation) is typing.Literal:
+    if annotation is type(None):
+        return (None,)
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
         return typing.get_args(annotation)
-    members = (
-        typing.get_args(annotation)
-        if typing.get_origin(annotation) in (typing.Union, types.UnionType)
-        else ()
-    )
-    if not members or not all(typing.get_origin(m) is typing.Literal or m is type(None) for m in members):
+    if origin not in (typing.Union, types.UnionType):
         return None
-    return tuple(c for m in members for c in (typing.get_args(m) if m is not type(None) else (None,)))
+    members = [_literal_choices(member) for member in typing.get_args(annotation)]
+    return None if any(m is None for m in members) else tuple(c for m in members if m for c in m)
 
 
 def _type_name(annotation: Any) -> str:

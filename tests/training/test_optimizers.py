@@ -74,10 +74,12 @@ def test_clipping_under_mixed_precision_builds_an_unfused_optimizer_lightning_ca
     assert (
         configure(model, adamw, linear_warmup, total_steps=10)["optimizer"].param_groups[0]["fused"] is True
     )
-    sgd = configure(
+    adagrad = configure(
         model, functools.partial(torch.optim.Adagrad, lr=0.1), linear_warmup, 10, clips_amp_gradients=True
     )
-    assert isinstance(sgd["optimizer"], torch.optim.Adagrad)  # a factory without ``fused`` is called as it is
+    assert isinstance(
+        adagrad["optimizer"], torch.optim.Adagrad
+    )  # a factory without ``fused`` is called as it is
 
 
 @pytest.mark.slow
