@@ -33,7 +33,7 @@ test: venv           ## the whole suite (slow tests included), as CI runs it
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n auto --dist worksteal $(ARGS)
 
 lint: venv           ## ruff, then mypy over src/emoreason ([tool.mypy] in pyproject.toml)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
@@ -17,7 +18,7 @@ from emoreason.train import train
 from tests.support.project import (
     CONF_DIR,
     REPO,
-    SMALL_RUN,
+    compose_small_run,
     missing_data,
     shared_kote_dir,
     shared_reasoning_path,
@@ -34,6 +35,22 @@ def pytest_configure(config: pytest.Config) -> None:
     problem = missing_data()
     if problem:
         pytest.exit(f"test data missing: {problem}", returncode=pytest.ExitCode.USAGE_ERROR)
+    _share_the_cores_between_workers()
+
+
+def _share_the_cores_between_workers() -> None:
+    """Under pytest-xdist (``make test`` runs ``-n auto``), give each worker its share of the cores.
+
+    torch starts as many intra-op threads as there are cores in every process, so two workers on two cores
+    ran four spinning threads: the suite's longest test took three times as long as in one process.
+    ``OMP_NUM_THREADS`` carries the share to the training runs the tests start as subprocesses.
+    """
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers is None:
+        return
+    threads = max(1, (os.cpu_count() or 1) // int(workers))
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -81,18 +98,9 @@ def small_kote_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_checkpoint(tmp_path_factory, small_kote_dir, cache_dir) -> Path:
     """The best checkpoint of the embedded tiny ELECTRA after one epoch on 64 real KOTE rows (val_holdout)."""
     out = tmp_path_factory.mktemp("tiny_run")
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            config_name="train",
-            overrides=[
-                *SMALL_RUN,
-                f"paths.kote_dir={small_kote_dir}",
-                f"paths.cache_dir={cache_dir}",
-                f"paths.output_dir={out}",
-                "trainer.max_epochs=1",
-                "data.source.max_train_rows=64",
-            ],
-        )
+    cfg = compose_small_run(
+        out, small_kote_dir, cache_dir, "trainer.max_epochs=1", "data.source.max_train_rows=64"
+    )
     report = train(cfg)
     return Path(report["best_checkpoint"])
 

@@ -14,7 +14,7 @@ from emoreason.evaluate import evaluate
 from emoreason.labels import LABELS
 from emoreason.models.backbones import BackboneUnavailableError, PretrainedBackbone
 from emoreason.train import limited_rows, train
-from tests.support.project import CONF_DIR, SMALL_RUN
+from tests.support.project import CONF_DIR, SMALL_RUN, compose_small_run
 from tests.support.sweeps import wandb_exit_code, wandb_records
 
 pytestmark = pytest.mark.shared_data
@@ -71,18 +71,9 @@ def test_fast_dev_run_writes_a_complete_metrics_json(small_run, tmp_path, caplog
 def trained(tmp_path_factory, small_kote_dir, cache_dir):
     """One short real training shared by the round-trip, resume and tagging tests."""
     out = tmp_path_factory.mktemp("trained")
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            config_name="train",
-            overrides=[
-                *SMALL_RUN,
-                f"paths.kote_dir={small_kote_dir}",
-                f"paths.cache_dir={cache_dir}",
-                f"paths.output_dir={out}",
-                "trainer.max_epochs=2",
-                "data.source.max_train_rows=256",
-            ],
-        )
+    cfg = compose_small_run(
+        out, small_kote_dir, cache_dir, "trainer.max_epochs=2", "data.source.max_train_rows=256"
+    )
     return out, train(cfg)
 
 

@@ -9,8 +9,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 if TYPE_CHECKING:
     from emoreason.models.lora import LoraSettings
@@ -66,3 +67,13 @@ SMALL_RUN = (
     "logger=csv",
     "~callbacks.progress_bar",
 )
+
+
+def compose_small_run(output_dir: Path, kote_dir: Path, cache_dir: Path, *overrides: str) -> DictConfig:
+    """conf/train.yaml as a small real run (SMALL_RUN) over ``kote_dir``; extra overrides win.
+
+    For session- and module-scoped fixtures, which cannot take the function-scoped ``compose_train``.
+    """
+    paths = (f"paths.kote_dir={kote_dir}", f"paths.cache_dir={cache_dir}", f"paths.output_dir={output_dir}")
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=[*SMALL_RUN, *paths, *overrides])

@@ -19,7 +19,7 @@ from emoreason.train import train
 from emoreason.training.adapters import export_adapter, read_adapter_folder
 from emoreason.training.module import EmotionModule
 from emoreason.training.optimizers import adamw, linear_warmup
-from tests.support.project import CONF_DIR, SMALL_RUN, lora_settings
+from tests.support.project import CONF_DIR, compose_small_run, lora_settings
 from tests.support.reasoning import tiny_backbone
 
 TEXTS = ["정말 고맙습니다", "어이가 없네 진짜", "ㅋㅋㅋ 웃기다", "화가 난다 정말", "슬프고 아프다"] * 4
@@ -106,22 +106,17 @@ def test_the_folder_round_trips_and_peft_loads_it(method, tokenizer, tmp_path):
 @pytest.mark.shared_data
 def test_a_lora_run_writes_the_folder_and_evaluate_reads_it(tmp_path, small_kote_dir, cache_dir):
     run = tmp_path / "run"
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            config_name="train",
-            overrides=[
-                *SMALL_RUN,
-                f"paths.kote_dir={small_kote_dir}",
-                f"paths.cache_dir={cache_dir}",
-                f"paths.output_dir={run}",
-                "trainer.max_epochs=1",
-                "data.source.max_train_rows=64",
-                "model=tiny_neox",
-                "model.vocab_size=1000",
-                "lora=default",
-                "test=false",
-            ],
-        )
+    cfg = compose_small_run(
+        run,
+        small_kote_dir,
+        cache_dir,
+        "trainer.max_epochs=1",
+        "data.source.max_train_rows=64",
+        "model=tiny_neox",
+        "model.vocab_size=1000",
+        "lora=default",
+        "test=false",
+    )
     best = train(cfg)["best_checkpoint"]
     assert (run / "adapter" / "adapter_model.safetensors").exists()
 

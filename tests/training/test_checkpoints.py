@@ -32,7 +32,7 @@ from emoreason.training.checkpoints import (
     resave_trusted,
     resume_weights_only,
 )
-from tests.support.project import CONF_DIR, REPO, SMALL_RUN
+from tests.support.project import CONF_DIR, REPO, compose_small_run
 
 
 class RunsOnLoad:
@@ -352,18 +352,9 @@ def test_train_py_refuses_to_resume_from_a_file_with_a_pickled_object(
 ):
     marker = tmp_path / "marker"
     shared = _with_payload(torch.load(tiny_checkpoint, weights_only=True), tmp_path / "shared.ckpt", marker)
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            config_name="train",
-            overrides=[
-                *SMALL_RUN,
-                f"paths.kote_dir={small_kote_dir}",
-                f"paths.cache_dir={cache_dir}",
-                f"paths.output_dir={tmp_path / 'run'}",
-                "data.source.max_train_rows=64",
-                f"ckpt_path={shared}",
-            ],
-        )
+    cfg = compose_small_run(
+        tmp_path / "run", small_kote_dir, cache_dir, "data.source.max_train_rows=64", f"ckpt_path={shared}"
+    )
     with pytest.raises(CheckpointError, match=rf"^{shared}: refused"):
         train(cfg)
     assert not marker.exists()
