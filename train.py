@@ -2,7 +2,8 @@
 
 Defaults: the embedded tiny ELECTRA on KOTE (set KOTE_DIR). See README.md for every config group.
 Sweeps: ``python train.py -m +sweep=tiny_ablation`` (docs/sweeps.md); in a multirun, finished jobs are
-skipped on a rerun into the same ``hydra.sweep.dir`` and a crashed job leaves ``failure.json``.
+skipped on a rerun into the same ``hydra.sweep.dir``, interrupted ones resume from their ``last.ckpt``, and a
+crashed job leaves ``failure.json``.
 Paths (``ckpt_path=``, ``paths.kote_dir=`` ...) may hold any character, a sweep job folder's ``=`` and ``,``
 included: :mod:`emoreason.cli_args` quotes them for Hydra. Only keys left out of job folder names are quoted,
 so a rerun of a sweep still finds its finished jobs.

@@ -1,9 +1,11 @@
-"""run_job: finished jobs are skipped (only with the same config), crashes are recorded and re-raised."""
+"""run_job: finished jobs are skipped (only with the same config), interrupted ones resume from their
+last.ckpt, crashes are recorded and re-raised."""
 
 import json
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from emoreason.config import ConfigError
@@ -117,3 +119,70 @@ def test_a_job_finished_before_optim_was_a_target_is_skipped(cfg):
     stored = finish(out, before)
     skipped = run_job(cfg, must_not_run, output_dir=out, overrides=OVERRIDES, skip_finished=True)
     assert skipped["seed"] == stored["seed"]
+
+
+def seen_checkpoint(calls: list):
+    """A task that records the ``ckpt_path`` it was given."""
+
+    def task(c):
+        calls.append(c.ckpt_path)
+        return {}
+
+    return task
+
+
+def test_an_interrupted_job_resumes_from_its_last_checkpoint_only_when_that_is_safe(
+    cfg, compose_train, caplog
+):
+    out = Path(cfg.paths.output_dir)
+    last = out / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(resolved_config(cfg)), out / "config.yaml")  # what train() wrote first
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "epoch": 3}, last)
+    calls: list = []
+    run_job(cfg, seen_checkpoint(calls), output_dir=out, overrides=OVERRIDES, skip_finished=True)
+    single_run = {"output_dir": out, "overrides": OVERRIDES, "skip_finished": False}  # not a multirun
+    run_job(cfg, seen_checkpoint(calls), **single_run)
+    elsewhere = out.parent / "elsewhere.ckpt"
+    by_hand = compose_train("seed=3", f"ckpt_path={elsewhere}")
+    run_job(by_hand, seen_checkpoint(calls), output_dir=out, overrides=OVERRIDES, skip_finished=True)
+    changed = compose_train("seed=3", "optim.lr=0.5")  # the checkpoint belongs to another run
+    run_job(changed, seen_checkpoint(calls), output_dir=out, overrides=OVERRIDES, skip_finished=True)
+    assert calls == [str(last), None, str(elsewhere), None]
+
+    last.write_bytes(b"half a checkpoint")  # killed while writing it
+    run_job(cfg, seen_checkpoint(calls), output_dir=out, overrides=OVERRIDES, skip_finished=True)
+    assert calls[-1] is None
+    assert f"not resuming the interrupted job in {out}: {last}: not a readable checkpoint" in caplog.text
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_a_job_killed_after_an_epoch_resumes_there_and_a_rerun_then_skips_it(
+    compose_train, small_kote_dir, tmp_path
+):
+    """A sweep job killed in its second epoch started over from epoch 0 on the rerun: hours lost on a GPU."""
+    epochs, marker = tmp_path / "epochs.txt", tmp_path / "marker"
+    marker.touch()
+    interrupt = compose_train(
+        *SMALL_RUN,
+        f"paths.kote_dir={small_kote_dir}",
+        "data.source.max_train_rows=64",
+        "trainer.max_epochs=2",
+        "~callbacks.early_stopping",
+        "+callbacks.interrupt._target_=tests.support.callbacks.InterruptOnce",
+        f"+callbacks.interrupt.epochs_file={epochs}",
+        f"+callbacks.interrupt.marker={marker}",
+        "+callbacks.interrupt.epoch=1",
+    )
+    out = Path(interrupt.paths.output_dir)
+    with pytest.raises(RuntimeError, match="interrupted at the start of epoch 1"):
+        run_job(interrupt, train, output_dir=out, overrides=[], skip_finished=True)
+    assert (out / "checkpoints" / "last.ckpt").is_file() and (out / "failure.json").is_file()
+
+    report = run_job(interrupt, train, output_dir=out, overrides=[], skip_finished=True)
+    assert epochs.read_text(encoding="utf-8").split() == ["0", "1", "1"]  # epoch 0 was not trained again
+    assert report["tested_weights"]["weights"] == "best" and not (out / "failure.json").exists()
+    assert OmegaConf.load(out / "config.yaml").ckpt_path == str(out / "checkpoints" / "last.ckpt")
+    skipped = run_job(interrupt, must_not_run, output_dir=out, overrides=[], skip_finished=True)
+    assert skipped["global_step"] == report["global_step"]

@@ -9,6 +9,10 @@ A job folder is in exactly one of three states, which :mod:`emoreason.sweeps.col
 - ``metrics.json`` present: finished with the config in ``config.yaml``;
 - ``failure.json`` present: crashed; error type, message and traceback;
 - neither: never started, still running, or killed without a Python exception (e.g. out of host memory).
+
+A job killed after an epoch (``kill``, a preempted node, a closed laptop) resumes on the rerun from its own
+``checkpoints/last.ckpt`` when the config is unchanged, as ``ckpt_path=`` would: a 10-epoch job killed in its
+ninth epoch loses that epoch, not the eight before it.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from emoreason.evaluation.files import METRICS_FILE
 from emoreason.evaluation.records import read_metrics
 from emoreason.io import write_json_atomic
 from emoreason.sweeps.files import CONFIG_FILE, FAILURE_FILE
-from emoreason.training.checkpoints import current_targets
+from emoreason.training.checkpoints import CheckpointError, current_targets, resume_weights_only
 
 log = logging.getLogger(__name__)
 
@@ -50,23 +54,66 @@ def resolved_config(cfg: DictConfig) -> dict[str, Any]:
     return redact(container)
 
 
-def finished_report(output_dir: Path, run_config: dict[str, Any]) -> dict[str, Any] | None:
-    """The stored metrics.json payload if ``output_dir`` finished this very config, else None.
+def last_checkpoint(run_config: dict[str, Any]) -> Path | None:
+    """Where the job's ``LastCheckpoint`` callback writes ``last.ckpt``; None when the config drops it."""
+    callback = run_config.get("callbacks", {}).get("last_checkpoint")
+    if not callback:
+        return None
+    return Path(callback["dirpath"]) / f"{callback.get('filename', 'last')}.ckpt"
 
-    A finished folder whose config differs (the sweep file was edited between runs) is logged and run again.
+
+def config_differences(output_dir: Path, run_config: dict[str, Any]) -> list[str] | None:
+    """Top-level keys in which ``output_dir``'s ``config.yaml`` differs from ``run_config``; None without one.
+
+    A job that resumed from its own ``last.ckpt`` saved that path as ``ckpt_path``; it compares as the
+    ``ckpt_path: null`` it was started with.
     """
-    metrics, saved = output_dir / METRICS_FILE, output_dir / CONFIG_FILE
-    if not (metrics.exists() and saved.exists()):
+    saved = output_dir / CONFIG_FILE
+    if not saved.exists():
         return None
     stored = OmegaConf.to_container(OmegaConf.load(saved), resolve=False)
     assert isinstance(stored, dict)
     # In today's form: a run from before a class moved or the optimizer became a target is the same run.
     before: dict[str, Any] = current_targets({str(key): value for key, value in stored.items()})
-    if comparable_config(before) != comparable_config(run_config):
-        changed = sorted(k for k in run_config.keys() | before.keys() if before.get(k) != run_config.get(k))
+    if before.get("ckpt_path") is not None and Path(before["ckpt_path"]) == last_checkpoint(before):
+        before["ckpt_path"] = None
+    before, now = comparable_config(before), comparable_config(run_config)
+    return sorted(k for k in now.keys() | before.keys() if before.get(k) != now.get(k))
+
+
+def finished_report(output_dir: Path, run_config: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored metrics.json payload if ``output_dir`` finished this very config, else None.
+
+    A finished folder whose config differs (the sweep file was edited between runs) is logged and run again.
+    """
+    metrics = output_dir / METRICS_FILE
+    changed = config_differences(output_dir, run_config)
+    if not metrics.exists() or changed is None:
+        return None
+    if changed:
         log.warning("%s finished with another config (%s differ): running it again", output_dir, changed)
         return None
     return read_metrics(metrics).to_json()
+
+
+def interrupted_checkpoint(output_dir: Path, run_config: dict[str, Any]) -> Path | None:
+    """The ``last.ckpt`` an interrupted earlier attempt of this very config left, if it can be resumed from.
+
+    None when the job never got through an epoch, when the config changed since (the checkpoint belongs to
+    another run), when ``ckpt_path`` is set by hand, or when the file cannot be read safely: the job then
+    starts over, with the reason logged.
+    """
+    path = last_checkpoint(run_config)
+    if run_config.get("ckpt_path") is not None or not run_config.get("train") or path is None:
+        return None
+    if not path.exists() or config_differences(output_dir, run_config) != []:
+        return None
+    try:
+        resume_weights_only(path, trust=bool(run_config.get("trust_checkpoint")))
+    except CheckpointError as exc:
+        log.warning("not resuming the interrupted job in %s: %s; starting it over", output_dir, exc)
+        return None
+    return path
 
 
 def record_failure(output_dir: Path, exc: BaseException, overrides: Sequence[str]) -> Path:
@@ -86,7 +133,8 @@ def record_failure(output_dir: Path, exc: BaseException, overrides: Sequence[str
 def run_job(
     cfg: DictConfig, task: Task, *, output_dir: Path, overrides: Sequence[str], skip_finished: bool
 ) -> dict[str, Any]:
-    """Run ``task(cfg)`` unless ``skip_finished`` and the folder already holds its result.
+    """Run ``task(cfg)`` unless ``skip_finished`` and the folder already holds its result; with
+    ``skip_finished`` (a multirun), an interrupted earlier attempt resumes from its ``last.ckpt``.
 
     A crash is recorded in ``failure.json`` and re-raised, so Hydra still marks the job failed (its
     sweepers decide what follows: the basic one finishes the other jobs, then exits non-zero). Results of a
@@ -98,6 +146,11 @@ def run_job(
             if done is not None:
                 log.info("skipping finished job %s (delete its %s to run it again)", output_dir, METRICS_FILE)
                 return done
+            resume = interrupted_checkpoint(output_dir, resolved_config(cfg))
+            if resume is not None:
+                log.info("resuming the interrupted job in %s from %s", output_dir, resume)
+                cfg = cfg.copy()
+                cfg.ckpt_path = str(resume)
         for stale in (METRICS_FILE, FAILURE_FILE):
             (output_dir / stale).unlink(missing_ok=True)
         return task(cfg)
