@@ -5,8 +5,9 @@ folder and writes report.md (a verdict per pair of arms, mean ± std over seeds,
 reference floors, paired differences with 95% intervals and p-values), report.json and report.csv (the same
 numbers), fig3.png (the paper's Fig. 3 with error bars, the KOTE paper's KcELECTRA line and the floors) and
 paired.png (each paired difference with its interval) into the sweep folder, or ``--out``. A multirun of
-train.py rewrites all but the paired statistics after every job; this adds them (a paired bootstrap over
-test comments and seeds, seeded: the same command gives the same numbers).
+train.py rewrites all but the paired statistics after every job, and keeps the ones this wrote last (marked
+as computed on fewer jobs once more have finished); this computes them (a paired bootstrap over test
+comments and seeds, seeded: the same command gives the same numbers).
 """
 
 import argparse

@@ -196,6 +196,24 @@ def test_the_per_job_rewrite_leaves_the_paired_statistics_to_report_py(paired_sw
     assert f"run `python report.py {sweep}` for them" in paths["markdown"].read_text(encoding="utf-8")
 
 
+def test_the_per_job_rewrite_keeps_report_pys_statistics_and_says_when_they_are_behind(paired_sweep):
+    """The next job's rewrite erased the verdicts `python report.py` had just written into the sweep."""
+    sweep, _, _ = paired_sweep
+    computed = json.loads(write_report(sweep, resamples=200)["json"].read_text(encoding="utf-8"))["paired"]
+    paths = write_report(sweep)
+    assert json.loads(paths["json"].read_text(encoding="utf-8"))["paired"] == computed
+    assert "Computed by" not in paths["markdown"].read_text(encoding="utf-8")
+    fake_job(sweep, 6, ["experiment=plain", "seed=2"], metrics=fake_metrics(2, 0.4))  # one more job ends
+    paths = write_report(sweep)
+    assert json.loads(paths["json"].read_text(encoding="utf-8"))["paired"] == computed
+    markdown = paths["markdown"].read_text(encoding="utf-8").splitlines()
+    assert markdown[4] == (
+        "Computed by `python report.py` when 6 jobs had finished; 7 have now: rerun it to bring the paired "
+        "statistics and paired.png up to date."
+    )
+    assert markdown[6].startswith("- **reasoning vs plain**: ") and (sweep / "paired.png").exists()
+
+
 def test_the_kote_protocol_columns_come_from_metrics_json(tmp_path):
     metrics = fake_metrics(0, 0.4)
     metrics["test"]["at_0.3"] = metrics["test"]["tuned"] | {"macro_f1": 0.37, "micro_f1": 0.45}

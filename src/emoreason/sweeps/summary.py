@@ -107,6 +107,10 @@ def _job_payload(job: JobResult) -> dict[str, Any]:
     }
 
 
+def _finished(jobs: list[JobResult]) -> int:
+    return sum(job.status == "finished" for job in jobs)
+
+
 def build_report(sweep_dir: str | Path, *, resamples: int = 0, bootstrap_seed: int = 0) -> dict[str, Any]:
     """report.json's payload; ``resamples > 0`` adds the paired comparisons (``paired``)."""
     jobs = collect_jobs(sweep_dir)
@@ -122,9 +126,10 @@ def build_report(sweep_dir: str | Path, *, resamples: int = 0, bootstrap_seed: i
         "columns": keys,
         "cells": payloads,
         "floors": _floors_payload(jobs),
-        "paired": paired_section(
-            cells, [p["name"] for p in payloads], resamples=resamples, seed=bootstrap_seed
-        ),
+        "paired": {
+            **paired_section(cells, [p["name"] for p in payloads], resamples=resamples, seed=bootstrap_seed),
+            "finished_jobs": _finished(jobs),
+        },
         "jobs": [_job_payload(job) for job in jobs],
     }
 
@@ -178,6 +183,13 @@ def _verdict_lines(report: dict[str, Any]) -> list[str]:
             "",
         ]
     lines = ["## Verdict", ""]
+    finished = sum(job["status"] == "finished" for job in report["jobs"])
+    if paired["finished_jobs"] != finished:
+        lines += [
+            f"Computed by `python report.py` when {paired['finished_jobs']} jobs had finished; {finished} "
+            "have now: rerun it to bring the paired statistics and paired.png up to date.",
+            "",
+        ]
     if not paired["comparisons"]:
         lines.append(
             "No two arms share finished seeds and test comments (test_predictions.jsonl): nothing to pair."
@@ -332,6 +344,21 @@ def render_csv(report: dict[str, Any]) -> str:
     return buffer.getvalue()
 
 
+def _earlier_statistics(previous: Path) -> dict[str, Any] | None:
+    """The ``paired`` block a ``python report.py`` run left in ``previous`` (report.json), if any.
+
+    The per-job rewrite during a sweep computes no paired statistics; without this it erased the ones
+    report.py had written, minutes after the user ran it. Kept, they are marked as computed on fewer jobs.
+    """
+    try:
+        paired = json.loads(previous.read_text(encoding="utf-8"))["paired"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(paired, dict) or not paired.get("resamples") or "finished_jobs" not in paired:
+        return None
+    return paired
+
+
 def write_report(
     sweep_dir: str | Path, out_dir: str | Path | None = None, *, resamples: int = 0, bootstrap_seed: int = 0
 ) -> dict[str, Path]:
@@ -343,6 +370,10 @@ def write_report(
     out = Path(out_dir if out_dir is not None else sweep_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {kind: out / name for kind, name in OUTPUT_NAMES.items()}
+    if not resamples:
+        report["paired"] = _earlier_statistics(paths["json"]) or report["paired"]
+        if not report["paired"]["comparisons"]:
+            (out / PAIRED_CHART).unlink(missing_ok=True)  # it would show statistics no file holds
     write_json_atomic(paths["json"], report)
     write_text_atomic(paths["markdown"], render_markdown(report))
     write_text_atomic(paths["csv"], render_csv(report))
