@@ -3,14 +3,17 @@
 import json
 import logging
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+import emoreason.train
 from emoreason.data.kote import KoteRow, read_kote_tsv
 from emoreason.evaluate import evaluate
+from emoreason.evaluation.floors import FLOORS_FILE
 from emoreason.labels import LABELS
 from emoreason.models.backbones import BackboneUnavailableError, PretrainedBackbone
 from emoreason.train import limited_rows, train
@@ -200,3 +203,18 @@ def test_under_deepspeed_the_best_weights_go_into_a_fresh_whole_module(trained):
     assert all(torch.equal(state[k], expected[k]) for k in expected)
     other_rank = SimpleNamespace(checkpoint_callbacks=[callback], strategy=strategy, is_global_zero=False)
     assert _best_weights(other_rank, parts) == (parts, tested)  # only rank 0 tests: nothing built or read
+
+
+@pytest.mark.slow
+def test_floors_are_written_before_metrics_json_marks_the_job_finished(small_run, monkeypatch):
+    """A job killed while its floors were computed (up to minutes) counted as finished without floors.json."""
+    floors_then = []
+    write_metrics = emoreason.train.write_metrics
+
+    def checking(output_dir, metrics):
+        floors_then.append((Path(output_dir) / FLOORS_FILE).exists())
+        return write_metrics(output_dir, metrics)
+
+    monkeypatch.setattr(emoreason.train, "write_metrics", checking)
+    train(small_run("data.source.max_train_rows=64", "trainer.max_epochs=1"))
+    assert floors_then == [True]

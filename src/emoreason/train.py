@@ -194,9 +194,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 trainer.global_step,
             )
         metrics.run["wall_time_s"] = round(time.perf_counter() - started, 2)
-        if trainer.is_global_zero:
+        if trainer.is_global_zero:  # floors first (untimed): metrics.json marks the job finished for a rerun
+            write_run_floors(parts.splits, metrics, output_dir, cfg.paths.cache_dir)
             write_metrics(output_dir, metrics)
-            write_run_floors(parts.splits, metrics, output_dir, cfg.paths.cache_dir)  # after: not timed
         report = metrics.to_json()
         log_summary(report, trainer, output_dir)
     return report

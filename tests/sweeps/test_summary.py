@@ -9,6 +9,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
+from emoreason.evaluation.floors import FLOOR_NAMES
 from emoreason.sweeps.paired import PredictionsError
 from emoreason.sweeps.stats import paired_bootstrap
 from emoreason.sweeps.summary import build_report, write_report
@@ -185,8 +186,14 @@ def test_floors_are_averaged_over_distinct_splits_and_shown(paired_sweep):
     tfidf = floors["floors"]["tfidf_logreg"]
     assert tfidf["test_macro_f1"]["values"] == [0.30, 0.32] and tfidf["test_macro_auroc"]["mean"] == 0.7
     assert tfidf["test_macro_f1@0.3"]["values"] == []  # a figure a floor lacks is left out, not zero
-    markdown = write_report(sweep)["markdown"].read_text(encoding="utf-8")
+    paths = write_report(sweep)
+    markdown = paths["markdown"].read_text(encoding="utf-8")
     assert "| TF-IDF char 1–3 + LR | 0.3100 ± 0.0141 | 0.4100 ± 0.0141 |" in markdown
+    rows = list(csv.DictReader(io.StringIO(paths["csv"].read_text(encoding="utf-8"))))
+    floor_rows = {row["method"]: row for row in rows if row["row"] == "floor"}
+    assert [row["row"] for row in rows] == ["arm"] * 3 + ["floor"] * 3 and set(floor_rows) == set(FLOOR_NAMES)
+    tfidf_row = floor_rows["tfidf_logreg"]
+    assert float(tfidf_row["test_macro_f1_mean"]) == tfidf["test_macro_f1"]["mean"] and tfidf_row["n"] == "2"
 
 
 def test_the_per_job_rewrite_leaves_the_paired_statistics_to_report_py(paired_sweep):

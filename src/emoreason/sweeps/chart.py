@@ -22,7 +22,24 @@ PALETTE = ("#8c8c8c", "#e07b39", "#3b75af", "#519e3e", "#c03d3e", "#8d69b8")
 FLOOR_LINES = {
     "tfidf_logreg": ("TF-IDF + LR floor", "#3b75af"),
     "label_prior": ("label-prior floor", "#8c8c8c"),
+    "every_label": ("every-label floor", "#b07aa1"),
 }
+
+
+def floor_lines(report: dict[str, Any], metric: str) -> list[tuple[float, list[str], str]]:
+    """(value, titles, colour) per line to draw: floors within half a point of each other share one line
+    (at a tuned threshold the label prior often predicts every label, so those two floors coincide)."""
+    lines: list[tuple[float, list[str], str]] = []
+    for name, (title, colour_) in FLOOR_LINES.items():
+        floor = report["floors"]["floors"].get(name, {}).get(metric, {}).get("mean")
+        if floor is None:
+            continue
+        same = next((line for line in lines if abs(line[0] - floor) < 0.005), None)
+        if same is None:
+            lines.append((floor, [title], colour_))
+        else:
+            same[1].append(title)
+    return lines
 
 
 def _bar_labels(cells: list[dict[str, Any]], keys: list[str]) -> list[str]:
@@ -79,20 +96,18 @@ def plot_fig3(report: dict[str, Any], path: str | Path) -> Path:
         va="bottom",
         fontsize=8,
     )
-    for name, (title, colour_) in FLOOR_LINES.items():
-        floor = report["floors"]["floors"].get(name, {}).get(metric, {}).get("mean")
-        if floor is not None:
-            ax.axhline(floor, color=colour_, linestyle=":", linewidth=1.2, zorder=1)
-            ax.text(
-                -0.5,
-                floor + 0.008,
-                f"{title} ({floor:.2f})",
-                ha="left",
-                va="bottom",
-                fontsize=7,
-                color=colour_,
-            )
-            top = max(top, floor)
+    for floor, titles, colour_ in floor_lines(report, metric):
+        ax.axhline(floor, color=colour_, linestyle=":", linewidth=1.2, zorder=1)
+        ax.text(
+            -0.5,
+            floor + 0.008,
+            f"{' = '.join(titles)} ({floor:.2f})",
+            ha="left",
+            va="bottom",
+            fontsize=7,
+            color=colour_,
+        )
+        top = max(top, floor)
     ax.set_xticks(range(len(cells)), labels, fontsize=8)
     ax.set_xlim(-0.6, len(cells) - 0.4)
     ax.set_ylim(0, min(1.0, top * 1.15 + 0.02))

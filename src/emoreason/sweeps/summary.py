@@ -315,11 +315,14 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def render_csv(report: dict[str, Any]) -> str:
+    """One row per arm (``row=arm``), then one per reference floor (``row=floor``, its name as ``method``,
+    ``n`` the number of distinct splits it was computed on)."""
     keys = report["columns"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(
         [
+            "row",
             *keys,
             *CHOICE_KEYS,
             "backbone",
@@ -340,7 +343,13 @@ def render_csv(report: dict[str, Any]) -> str:
             cell["incomplete"],
         ]
         stats = [cell["metrics"][m][part] for m in METRICS for part in ("mean", "std")]
-        writer.writerow([*described, *counts, *("" if v is None else repr(v) for v in stats)])
+        writer.writerow(["arm", *described, *counts, *("" if v is None else repr(v) for v in stats)])
+    splits = report["floors"]["splits"]
+    for name, figures in report["floors"]["floors"].items():
+        described = ["" for _ in keys] + [name if k == "method" else "" for k in CHOICE_KEYS]
+        stats = [figures[m][part] for m in METRICS for part in ("mean", "std")]
+        counts = ["", splits, "", "", ""]
+        writer.writerow(["floor", *described, *counts, *("" if v is None else repr(v) for v in stats)])
     return buffer.getvalue()
 
 
