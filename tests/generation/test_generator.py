@@ -132,6 +132,13 @@ def test_a_backend_selected_by_target_runs_through_generate(echo_cfg, tmp_path: 
     assert [r.id for r in records] == [row.id for row in rows]
     assert records[0].reasoning == f"The comment shows {', '.join(label_names(rows[0].labels))}."
     assert json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))["generator"] == "echo"
+    gold = sum(len(row.labels) for row in rows)  # the echo backend names every gold label: all leak
+    dataset = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))["dataset_stats"]
+    assert dataset == summary["dataset_stats"] and dataset["records"] == 12
+    assert dataset["leaked_labels"] == f"{gold}/{gold} (100.0%)" and dataset["records_with_leak"] == 12
+    lengths = sorted(len(r.reasoning) for r in records)
+    assert dataset["length_chars"]["min"] == lengths[0] and dataset["length_chars"]["max"] == lengths[-1]
+    assert dataset["refusals"] == dataset["truncated"] == 0
     card = tmp_path / "out" / "reasoning.card.md"
     written_from_the_run = card.read_text(encoding="utf-8")
     prompt = PromptTemplate.from_config(settings.prompt)

@@ -257,18 +257,32 @@ def dataset_card(stats: ReasoningStats, info: CardInfo) -> str:
 
 
 def write_card(
-    dataset: str | Path,
-    info: CardInfo,
-    card: str | Path | None = None,
-    records: list[ReasoningRecord] | None = None,
+    dataset: str | Path, info: CardInfo, card: str | Path | None = None, stats: ReasoningStats | None = None
 ) -> Path:
     """Write ``<dataset stem>.card.md`` beside ``dataset`` (or ``card``) and return its path.
 
-    ``records``, when the caller holds the dataset's records already, spares reading it back.
+    ``stats``, the dataset's when the caller measured them already, spare reading it back.
     """
     dataset = Path(dataset)
     target = Path(card) if card is not None else dataset.with_name(f"{dataset.stem}.card.md")
-    return write_text_atomic(target, dataset_card(reasoning_stats(dataset, records), info))
+    return write_text_atomic(target, dataset_card(stats or reasoning_stats(dataset), info))
+
+
+def summary_figures(stats: ReasoningStats) -> dict[str, Any]:
+    """The statistics ``generate.py`` adds to its summary (``dataset_stats``): counts and character lengths.
+
+    Label leakage is given as gold labels named verbatim in their reasoning, over all gold labels.
+    """
+    return {
+        "records": stats.records,
+        "length_chars": {k: stats.length_chars[k] for k in ("min", "median", "p95", "max")},
+        "leaked_labels": f"{stats.leaked_labels}/{stats.gold_labels} ({stats.leak_rate:.1%})",
+        "records_with_leak": stats.records_with_leak,
+        "duplicate_reasonings": stats.duplicate_reasonings,
+        "refusals": stats.refusals,
+        "truncated": stats.finish_length,
+        "unfinished_sentences": stats.unfinished_sentences,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -306,19 +320,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def write_generation_card(
-    summary: dict[str, Any], prompt_text: str | None = None, records: list[ReasoningRecord] | None = None
+    summary: dict[str, Any], prompt_text: str | None = None, stats: ReasoningStats | None = None
 ) -> Path | None:
     """The card of the dataset a ``generate.py`` run wrote, from its summary; None when it wrote none.
 
     Reads the summary's ``output`` (the dataset), ``model``, ``prompt_version``, ``dataset_cost_usd`` and,
     for the cached generator, ``source``; the card lands beside the dataset as ``<stem>.card.md``.
-    ``records``, the dataset's when the run holds them, spare reading it back: the card is the last thing
-    ``generate.py`` writes before it exits, so its time counts in the wait after the last answer.
+    ``stats``, the dataset's as the run measured them for its summary, spare reading it back: the card is
+    the last thing ``generate.py`` writes before it exits, so its time counts in the wait after the last
+    answer.
     """
     output = summary.get("output")
     if not output:
@@ -333,6 +344,10 @@ def write_generation_card(
         model=summary.get("model"),
         cost=None if cost is None else f"${cost:.4f} (tokens priced as configured in generator.prices)",
     )
-    card = write_card(output, info, records=records)
+    card = write_card(output, info, stats=stats)
     log.info("dataset card: %s", card)
     return card
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,7 +23,7 @@ from rich.console import Console
 from emoreason.config import ConfigError
 from emoreason.data.kote import KoteDownloadError, KoteFormatError, KoteRow
 from emoreason.data.reasoning import ReasoningFormatError, ReasoningRecord, write_reasoning_jsonl
-from emoreason.data.reasoning_stats import write_generation_card
+from emoreason.data.reasoning_stats import reasoning_stats, summary_figures, write_generation_card
 from emoreason.data.sampling import seed_sample
 from emoreason.generation.config import GenerateConfig, load_config
 from emoreason.generation.errors import GenerationError
@@ -121,6 +121,7 @@ def generate(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     rows = sample_rows(settings)
     outcome = generator.generate(rows, settings, prompt)
     summary: dict[str, Any] = {"generator": generator.name, "dry_run": settings.dry_run, **outcome.summary}
+    stats = None
     if outcome.records is not None:
         try:
             summary["output"] = _write_dataset(settings.output, outcome.records)
@@ -129,12 +130,15 @@ def generate(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
                 f"generator {generator.name} returned a record the reasoning dataset format refuses, nothing "
                 f"written: {exc} (docs/generation.md, 'Adding a generator backend')"
             ) from exc
+        if summary["output"] is not None:
+            stats = reasoning_stats(summary["output"], outcome.records)
+            summary["dataset_stats"] = summary_figures(stats)
     summary["complete"] = outcome.complete
     summary["wall_s"] = round(time.monotonic() - started, 2)
     if not summary["complete"]:
         summary["next_step"] = next_step(summary)
     _report(summary, settings)
-    write_generation_card(summary, f"System:\n{prompt.system}\n\nUser:\n{prompt.user}", outcome.records)
+    write_generation_card(summary, f"System:\n{prompt.system}\n\nUser:\n{prompt.user}", stats)
     if outcome.fatal is not None:
         raise outcome.fatal
     return summary
