@@ -40,6 +40,22 @@ def test_a_known_difference_is_covered_by_the_interval_with_a_small_p_value():
     assert micro.diff == pytest.approx(micro_gap) and micro.low < micro_gap < micro.high and micro.p < 0.01
 
 
+def test_intervals_cover_a_difference_set_in_advance_about_95_times_in_100():
+    """Coverage, the property a 95% interval promises: the population gap (measured on 200,000 comments of
+    the same process) and, for two arms of equal accuracy drawn apart, 0 lie inside in most of 40 samples."""
+    gold, a, b = synthetic(n=200_000, labels=6, seeds=1, accuracy_a=0.80, accuracy_b=0.83, rng_seed=100)
+    gap = macro(gold, b) - macro(gold, a)
+    covered = {"gap": 0, "zero": 0}
+    for sample in range(40):
+        gold, a, b = synthetic(n=400, labels=6, seeds=1, accuracy_a=0.80, accuracy_b=0.83, rng_seed=sample)
+        diff = paired_bootstrap(gold, a, b, resamples=300, seed=sample)["macro_f1"]
+        covered["gap"] += diff.low <= gap <= diff.high
+        gold, a, b = synthetic(n=400, labels=6, seeds=1, accuracy_a=0.80, accuracy_b=0.80, rng_seed=sample)
+        diff = paired_bootstrap(gold, a, b, resamples=300, seed=sample)["macro_f1"]
+        covered["zero"] += diff.low <= 0 <= diff.high
+    assert gap > 0.02 and covered["gap"] >= 34 and covered["zero"] >= 34, (gap, covered)  # 85%: 3 sd below 95
+
+
 def test_identical_arms_cover_zero_with_p_one():
     gold, a, _ = synthetic(n=300, labels=5, seeds=2, accuracy_a=0.8, accuracy_b=0.8)
     result = paired_bootstrap(gold, a, a.copy(), resamples=200, seed=3)
