@@ -135,7 +135,8 @@ def test_a_backend_selected_by_target_runs_through_generate(echo_cfg, tmp_path: 
     gold = sum(len(row.labels) for row in rows)  # the echo backend names every gold label: all leak
     dataset = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))["dataset_stats"]
     assert dataset == summary["dataset_stats"] and dataset["records"] == 12
-    assert dataset["leaked_labels"] == f"{gold}/{gold} (100.0%)" and dataset["records_with_leak"] == 12
+    assert dataset["leaked_labels"] == dataset["gold_labels"] == gold and dataset["leak_rate"] == 1.0
+    assert dataset["records_with_leak"] == 12
     lengths = sorted(len(r.reasoning) for r in records)
     assert dataset["length_chars"]["min"] == lengths[0] and dataset["length_chars"]["max"] == lengths[-1]
     assert dataset["refusals"] == dataset["truncated"] == 0

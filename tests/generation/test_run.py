@@ -107,3 +107,18 @@ def test_an_output_that_is_the_runs_cache_or_an_input_is_refused(
     with pytest.raises(ConfigError, match=rf"^{key}: "):
         generate(make_cfg("n=5", f"{key}={path}"))
     assert fake.chats == []
+
+
+def test_the_dataset_card_may_overwrite_neither_the_summary_nor_an_input(
+    make_cfg: MakeCfg, fake: FakeOpenAI, api_key: str, tmp_path: Path
+) -> None:
+    """summary_path=<the output's card> exited 0, the summary replaced by the card written after it."""
+    card = tmp_path / "out" / "reasoning.card.md"  # output's card, as base_overrides sets output
+    with pytest.raises(
+        ConfigError, match=r"^summary_path: .* is also output's dataset card reasoning\.card\.md"
+    ):
+        generate(make_cfg("n=5", f"summary_path={card}"))
+    cache = tmp_path / "cache" / "kept.card.md"
+    with pytest.raises(ConfigError, match=rf"^output: its dataset card {cache} is cache_path; writing it would destroy"):
+        generate(make_cfg("n=5", f"cache_path={cache}", f"output={cache.with_name('kept.jsonl')}"))
+    assert fake.chats == []

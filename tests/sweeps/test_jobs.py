@@ -131,14 +131,18 @@ def seen_checkpoint(calls: list):
     return task
 
 
-def test_an_interrupted_job_resumes_from_its_last_checkpoint_only_when_that_is_safe(
-    cfg, compose_train, caplog
-):
+def interrupted(cfg) -> Path:
+    """cfg's folder as a job killed after an epoch leaves it: config.yaml, then checkpoints/last.ckpt."""
     out = Path(cfg.paths.output_dir)
     last = out / "checkpoints" / "last.ckpt"
     last.parent.mkdir(parents=True)
-    OmegaConf.save(OmegaConf.create(resolved_config(cfg)), out / "config.yaml")  # what train() wrote first
+    OmegaConf.save(OmegaConf.create(resolved_config(cfg)), out / "config.yaml")  # train() writes it first
     torch.save({"state_dict": {"w": torch.zeros(2)}, "epoch": 3}, last)
+    return last
+
+
+def test_an_interrupted_job_resumes_from_its_last_checkpoint_unless_ckpt_path_is_set(cfg, compose_train):
+    out, last = Path(cfg.paths.output_dir), interrupted(cfg)
     calls: list = []
     run_job(cfg, seen_checkpoint(calls), output_dir=out, overrides=OVERRIDES, skip_finished=True)
     single_run = {"output_dir": out, "overrides": OVERRIDES, "skip_finished": False}  # not a multirun
@@ -146,13 +150,28 @@ def test_an_interrupted_job_resumes_from_its_last_checkpoint_only_when_that_is_s
     elsewhere = out.parent / "elsewhere.ckpt"
     by_hand = compose_train("seed=3", f"ckpt_path={elsewhere}")
     run_job(by_hand, seen_checkpoint(calls), output_dir=out, overrides=OVERRIDES, skip_finished=True)
-    changed = compose_train("seed=3", "optim.lr=0.5")  # the checkpoint belongs to another run
-    run_job(changed, seen_checkpoint(calls), output_dir=out, overrides=OVERRIDES, skip_finished=True)
-    assert calls == [str(last), None, str(elsewhere), None]
+    assert calls == [str(last), None, str(elsewhere)] and last.exists()
 
+
+def test_another_configs_checkpoint_is_removed_not_resumed(cfg, compose_train, caplog):
+    """A job rerun with a changed config and killed before its first epoch ended resumed, on the next
+    rerun, from the old config's last.ckpt, and reported that model's figures as the new config's."""
+    out, last = Path(cfg.paths.output_dir), interrupted(cfg)
+    calls: list = []
+    changed = compose_train("seed=3", "optim.lr=0.5")
+    run_job(changed, seen_checkpoint(calls), output_dir=out, overrides=OVERRIDES, skip_finished=True)
+    assert calls == [None] and not last.exists()
+    assert (
+        f"from {last}: another config wrote it (optim differ); removing it and starting over" in caplog.text
+    )
+
+
+def test_an_unreadable_checkpoint_of_the_same_config_is_left_and_the_job_starts_over(cfg, caplog):
+    out, last = Path(cfg.paths.output_dir), interrupted(cfg)
     last.write_bytes(b"half a checkpoint")  # killed while writing it
+    calls: list = []
     run_job(cfg, seen_checkpoint(calls), output_dir=out, overrides=OVERRIDES, skip_finished=True)
-    assert calls[-1] is None
+    assert calls == [None] and last.exists()  # the new attempt overwrites it after its first epoch
     assert f"not resuming the interrupted job in {out}: {last}: not a readable checkpoint" in caplog.text
 
 

@@ -210,15 +210,31 @@ def test_the_per_job_rewrite_keeps_report_pys_statistics_and_says_when_they_are_
     paths = write_report(sweep)
     assert json.loads(paths["json"].read_text(encoding="utf-8"))["paired"] == computed
     assert "Computed by" not in paths["markdown"].read_text(encoding="utf-8")
+    behind = (
+        "Computed by `python report.py` on an earlier state of this sweep (6 finished jobs then, {} now, new "
+        "or rerun since): rerun it to bring the paired statistics and paired.png up to date."
+    )
+    rerun = next(sweep.glob("experiment=plain,seed=0")) / "metrics.json"  # same jobs, one result changed
+    rerun.write_text(json.dumps(fake_metrics(0, 0.41)), encoding="utf-8")
+    markdown = write_report(sweep)["markdown"].read_text(encoding="utf-8").splitlines()
+    assert markdown[4] == behind.format(6)
     fake_job(sweep, 6, ["experiment=plain", "seed=2"], metrics=fake_metrics(2, 0.4))  # one more job ends
     paths = write_report(sweep)
     assert json.loads(paths["json"].read_text(encoding="utf-8"))["paired"] == computed
     markdown = paths["markdown"].read_text(encoding="utf-8").splitlines()
-    assert markdown[4] == (
-        "Computed by `python report.py` when 6 jobs had finished; 7 have now: rerun it to bring the paired "
-        "statistics and paired.png up to date."
-    )
+    assert markdown[4] == behind.format(7)
     assert markdown[6].startswith("- **reasoning vs plain**: ") and (sweep / "paired.png").exists()
+
+
+def test_statistics_of_another_sweep_in_the_same_out_folder_are_not_kept(paired_sweep, tmp_path_factory):
+    sweep, _, _ = paired_sweep
+    out = tmp_path_factory.mktemp("out")
+    write_report(sweep, out, resamples=200)
+    other = tmp_path_factory.mktemp("other")
+    fake_job(other, 0, ["experiment=plain", "seed=0"], metrics=fake_metrics(0, 0.4))
+    paths = write_report(other, out)
+    assert json.loads(paths["json"].read_text(encoding="utf-8"))["paired"]["comparisons"] == []
+    assert "paired_chart" not in paths and not (out / "paired.png").exists()
 
 
 def test_the_kote_protocol_columns_come_from_metrics_json(tmp_path):

@@ -91,6 +91,15 @@ def test_an_unreadable_file_is_named(tmp_path):
         load_checkpoint(path)
 
 
+def test_a_truncated_checkpoint_is_named_when_memory_mapped_too(tiny_checkpoint, tmp_path):
+    """Cut to 10 kB, a real checkpoint failed to memory-map with a bare OSError (Errno 22) naming no file."""
+    path = tmp_path / "last.ckpt"
+    path.write_bytes(tiny_checkpoint.read_bytes()[:10_000])
+    for mmap in (True, False):
+        with pytest.raises(CheckpointError, match=rf"^{path}: not a readable checkpoint"):
+            load_checkpoint(path, mmap=mmap)
+
+
 def _fake_converter(monkeypatch, calls: list, marker: Path | None = None) -> None:
     """Lightning's converter as it behaves: writes the output file and returns the client state, which
     holds DeepSpeed's bookkeeping (here also an object only full unpickling reads)."""

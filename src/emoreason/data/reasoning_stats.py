@@ -263,20 +263,27 @@ def write_card(
 
     ``stats``, the dataset's when the caller measured them already, spare reading it back.
     """
-    dataset = Path(dataset)
-    target = Path(card) if card is not None else dataset.with_name(f"{dataset.stem}.card.md")
+    target = Path(card) if card is not None else card_path(dataset)
     return write_text_atomic(target, dataset_card(stats or reasoning_stats(dataset), info))
+
+
+def card_path(dataset: str | Path) -> Path:
+    """Where a dataset's card goes by default: ``<stem>.card.md`` beside it."""
+    dataset = Path(dataset)
+    return dataset.with_name(f"{dataset.stem}.card.md")
 
 
 def summary_figures(stats: ReasoningStats) -> dict[str, Any]:
     """The statistics ``generate.py`` adds to its summary (``dataset_stats``): counts and character lengths.
 
-    Label leakage is given as gold labels named verbatim in their reasoning, over all gold labels.
+    Label leakage: ``leaked_labels`` gold labels named verbatim in their reasoning, of ``gold_labels``.
     """
     return {
         "records": stats.records,
         "length_chars": {k: stats.length_chars[k] for k in ("min", "median", "p95", "max")},
-        "leaked_labels": f"{stats.leaked_labels}/{stats.gold_labels} ({stats.leak_rate:.1%})",
+        "leaked_labels": stats.leaked_labels,
+        "gold_labels": stats.gold_labels,
+        "leak_rate": round(stats.leak_rate, 4),
         "records_with_leak": stats.records_with_leak,
         "duplicate_reasonings": stats.duplicate_reasonings,
         "refusals": stats.refusals,

@@ -23,7 +23,7 @@ from rich.console import Console
 from emoreason.config import ConfigError
 from emoreason.data.kote import KoteDownloadError, KoteFormatError, KoteRow
 from emoreason.data.reasoning import ReasoningFormatError, ReasoningRecord, write_reasoning_jsonl
-from emoreason.data.reasoning_stats import reasoning_stats, summary_figures, write_generation_card
+from emoreason.data.reasoning_stats import card_path, reasoning_stats, summary_figures, write_generation_card
 from emoreason.data.sampling import seed_sample
 from emoreason.generation.config import GenerateConfig, load_config
 from emoreason.generation.errors import GenerationError
@@ -82,18 +82,23 @@ def refuse_overwrites(settings: GenerateConfig) -> None:
             for p in sorted(kote.iterdir())
             if p.is_file()
         }
-    outputs = {"output": settings.output, "summary_path": settings.summary_path}
-    for out_key, out in outputs.items():
-        if out is None:
-            continue
+    card = card_path(settings.output)
+    written = [  # (the key that names it, the file, how the message calls it)
+        ("output", settings.output, str(settings.output)),
+        ("summary_path", settings.summary_path, str(settings.summary_path)),
+        ("output", card, f"its dataset card {card}"),
+    ]
+    for key, out, what in written:
         for in_key, source in inputs.items():
-            if _same_file(out, source):
+            if out is not None and _same_file(out, source):
                 raise ConfigError(
-                    f"{out_key}: {out} is {in_key}; writing it would destroy that input. Give {out_key} a "
-                    f"new file (e.g. {out_key}=data/generated/reasoning.jsonl)"
+                    f"{key}: {what} is {in_key}; writing it would destroy that input. Give {key} a new file "
+                    f"(e.g. {key}=data/generated/{Path(settings.output).name})"
                 )
-    if settings.summary_path is not None and _same_file(settings.output, settings.summary_path):
-        raise ConfigError(f"summary_path: {settings.summary_path} is also output; give them different files")
+    summary = settings.summary_path
+    for also, out in (("output", settings.output), (f"output's dataset card {card.name}", card)):
+        if summary is not None and _same_file(out, summary):
+            raise ConfigError(f"summary_path: {summary} is also {also}; give them different files")
 
 
 def _report(summary: dict[str, Any], settings: GenerateConfig) -> None:

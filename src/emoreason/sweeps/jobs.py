@@ -18,6 +18,7 @@ ninth epoch loses that epoch, not the eight before it.
 from __future__ import annotations
 
 import logging
+import shutil
 import traceback
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -96,24 +97,44 @@ def finished_report(output_dir: Path, run_config: dict[str, Any]) -> dict[str, A
     return read_metrics(metrics).to_json()
 
 
-def interrupted_checkpoint(output_dir: Path, run_config: dict[str, Any]) -> Path | None:
+def resumable_checkpoint(output_dir: Path, run_config: dict[str, Any]) -> Path | None:
     """The ``last.ckpt`` an interrupted earlier attempt of this very config left, if it can be resumed from.
 
-    None when the job never got through an epoch, when the config changed since (the checkpoint belongs to
-    another run), when ``ckpt_path`` is set by hand, or when the file cannot be read safely: the job then
-    starts over, with the reason logged.
+    None when there is none, when the job never trained (``train=false``), or when ``ckpt_path`` is set by
+    hand (the job resumes from that). A ``last.ckpt`` that another config wrote (the config changed, or no
+    ``config.yaml`` says which run wrote it) is removed, with the reason logged, and the job starts over:
+    left in place, a later rerun would resume from it and report another run's model as this config's. One
+    this config wrote that cannot be read safely (half-written by the kill; a file or ZeRO folder only
+    ``trust_checkpoint=true`` may unpickle) is left for the new attempt to overwrite, and the job starts
+    over.
     """
     path = last_checkpoint(run_config)
-    if run_config.get("ckpt_path") is not None or not run_config.get("train") or path is None:
+    if path is None or not path.exists() or not run_config.get("train"):
         return None
-    if not path.exists() or config_differences(output_dir, run_config) != []:
+    if run_config.get("ckpt_path") is not None:
+        log.info("%s: resuming from ckpt_path as set, not from the job's own %s", output_dir, path.name)
         return None
-    try:
-        resume_weights_only(path, trust=bool(run_config.get("trust_checkpoint")))
-    except CheckpointError as exc:
-        log.warning("not resuming the interrupted job in %s: %s; starting it over", output_dir, exc)
-        return None
-    return path
+    changed = config_differences(output_dir, run_config)
+    if not changed and changed is not None:
+        try:
+            resume_weights_only(path, trust=bool(run_config.get("trust_checkpoint")))
+        except CheckpointError as exc:  # half-written by the kill, or only resumable with trust_checkpoint
+            log.warning("not resuming the interrupted job in %s: %s; starting it over", output_dir, exc)
+            return None
+        return path
+    reason = f"{', '.join(changed)} differ" if changed else f"no {CONFIG_FILE} says which run wrote it"
+    log.warning(
+        "not resuming the interrupted job in %s from %s: another config wrote it (%s); removing it and "
+        "starting over",
+        output_dir,
+        path,
+        reason,
+    )
+    if path.is_dir():
+        shutil.rmtree(path)  # a DeepSpeed ZeRO folder
+    else:
+        path.unlink()
+    return None
 
 
 def record_failure(output_dir: Path, exc: BaseException, overrides: Sequence[str]) -> Path:
@@ -146,7 +167,7 @@ def run_job(
             if done is not None:
                 log.info("skipping finished job %s (delete its %s to run it again)", output_dir, METRICS_FILE)
                 return done
-            resume = interrupted_checkpoint(output_dir, resolved_config(cfg))
+            resume = resumable_checkpoint(output_dir, resolved_config(cfg))
             if resume is not None:
                 log.info("resuming the interrupted job in %s from %s", output_dir, resume)
                 cfg = cfg.copy()

@@ -12,6 +12,7 @@ positive (``python report.py``: 2,000), not in the per-job rewrite during a swee
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -107,8 +108,13 @@ def _job_payload(job: JobResult) -> dict[str, Any]:
     }
 
 
-def _finished(jobs: list[JobResult]) -> int:
-    return sum(job.status == "finished" for job in jobs)
+def finished_state(jobs: list[JobResult]) -> dict[str, Any]:
+    """How many jobs have finished, and a digest of which ones with which results: paired statistics
+    computed on another state (a job finished or was rerun since) are marked as behind."""
+    done = sorted(
+        (str(job.path), json.dumps(job.metrics, sort_keys=True)) for job in jobs if job.status == "finished"
+    )
+    return {"jobs": len(done), "digest": hashlib.sha256(json.dumps(done).encode()).hexdigest()[:16]}
 
 
 def build_report(sweep_dir: str | Path, *, resamples: int = 0, bootstrap_seed: int = 0) -> dict[str, Any]:
@@ -119,8 +125,10 @@ def build_report(sweep_dir: str | Path, *, resamples: int = 0, bootstrap_seed: i
     payloads = [_cell_payload(cell, keys) for cell in cells]
     for payload, name in zip(payloads, arm_names(payloads, keys), strict=True):
         payload["name"] = name
+    state = finished_state(jobs)
     return {
         "sweep_dir": str(sweep_dir),
+        "finished": state,
         "primary_metric": PRIMARY_METRIC,
         "reference": KOTE_PAPER_REFERENCE,
         "columns": keys,
@@ -128,7 +136,7 @@ def build_report(sweep_dir: str | Path, *, resamples: int = 0, bootstrap_seed: i
         "floors": _floors_payload(jobs),
         "paired": {
             **paired_section(cells, [p["name"] for p in payloads], resamples=resamples, seed=bootstrap_seed),
-            "finished_jobs": _finished(jobs),
+            "computed_on": state,
         },
         "jobs": [_job_payload(job) for job in jobs],
     }
@@ -183,11 +191,12 @@ def _verdict_lines(report: dict[str, Any]) -> list[str]:
             "",
         ]
     lines = ["## Verdict", ""]
-    finished = sum(job["status"] == "finished" for job in report["jobs"])
-    if paired["finished_jobs"] != finished:
+    then, now = paired["computed_on"], report["finished"]
+    if then != now:
         lines += [
-            f"Computed by `python report.py` when {paired['finished_jobs']} jobs had finished; {finished} "
-            "have now: rerun it to bring the paired statistics and paired.png up to date.",
+            f"Computed by `python report.py` on an earlier state of this sweep ({then['jobs']} finished jobs "
+            f"then, {now['jobs']} now, new or rerun since): rerun it to bring the paired statistics and "
+            "paired.png up to date.",
             "",
         ]
     if not paired["comparisons"]:
@@ -353,19 +362,22 @@ def render_csv(report: dict[str, Any]) -> str:
     return buffer.getvalue()
 
 
-def _earlier_statistics(previous: Path) -> dict[str, Any] | None:
-    """The ``paired`` block a ``python report.py`` run left in ``previous`` (report.json), if any.
+def _earlier_statistics(previous: Path, sweep_dir: str | Path) -> dict[str, Any] | None:
+    """The ``paired`` block a ``python report.py`` run on ``sweep_dir`` left in ``previous`` (report.json).
 
     The per-job rewrite during a sweep computes no paired statistics; without this it erased the ones
-    report.py had written, minutes after the user ran it. Kept, they are marked as computed on fewer jobs.
+    report.py had written, minutes after the user ran it. Kept, they are marked when the sweep has moved on.
+    A report of another sweep in the same ``--out`` folder lends none.
     """
     try:
-        paired = json.loads(previous.read_text(encoding="utf-8"))["paired"]
+        earlier = json.loads(previous.read_text(encoding="utf-8"))
+        same_sweep = Path(earlier["sweep_dir"]).resolve() == Path(sweep_dir).resolve()
+        paired = earlier["paired"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if not isinstance(paired, dict) or not paired.get("resamples") or "finished_jobs" not in paired:
+    if not same_sweep or not isinstance(paired, dict) or not paired.get("resamples"):
         return None
-    return paired
+    return paired if "computed_on" in paired else None
 
 
 def write_report(
@@ -380,7 +392,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     paths = {kind: out / name for kind, name in OUTPUT_NAMES.items()}
     if not resamples:
-        report["paired"] = _earlier_statistics(paths["json"]) or report["paired"]
+        report["paired"] = _earlier_statistics(paths["json"], sweep_dir) or report["paired"]
         if not report["paired"]["comparisons"]:
             (out / PAIRED_CHART).unlink(missing_ok=True)  # it would show statistics no file holds
     write_json_atomic(paths["json"], report)
