@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 import emoreason.train
 from emoreason.data.kote import KoteRow, read_kote_tsv
 from emoreason.evaluate import evaluate
-from emoreason.evaluation.floors import FLOORS_FILE
+from emoreason.evaluation.files import FLOORS_FILE
 from emoreason.labels import LABELS
 from emoreason.models.backbones import BackboneUnavailableError, PretrainedBackbone
 from emoreason.train import limited_rows, train

@@ -13,7 +13,8 @@ from sklearn.multiclass import OneVsRestClassifier
 from emoreason.data.kote import read_kote_tsv
 from emoreason.data.sampling import KoteSplits
 from emoreason.evaluation import floors as floors_module
-from emoreason.evaluation.floors import FLOORS_FILE, compute_floors, targets, write_floors
+from emoreason.evaluation.files import FLOORS_FILE
+from emoreason.evaluation.floors import compute_floors, targets, write_floors
 from emoreason.evaluation.scoring import ScoredSplit, split_report
 from emoreason.training.metrics import THRESHOLD_GRID
 

@@ -119,6 +119,8 @@ def test_the_dataset_card_may_overwrite_neither_the_summary_nor_an_input(
     ):
         generate(make_cfg("n=5", f"summary_path={card}"))
     cache = tmp_path / "cache" / "kept.card.md"
-    with pytest.raises(ConfigError, match=rf"^output: its dataset card {cache} is cache_path; writing it would destroy"):
+    with pytest.raises(
+        ConfigError, match=rf"^output: its dataset card {cache} is cache_path; writing it would destroy"
+    ):
         generate(make_cfg("n=5", f"cache_path={cache}", f"output={cache.with_name('kept.jsonl')}"))
     assert fake.chats == []

@@ -51,9 +51,17 @@ def test_a_changed_config_or_a_single_run_trains_again_from_a_clean_folder(cfg, 
     calls = []
 
     def task(c):
-        assert not (out / "metrics.json").exists(), "the previous result must be gone before the rerun"
+        left = [
+            name
+            for name in ("metrics.json", "test_predictions.jsonl", "floors.json")
+            if (out / name).exists()
+        ]
+        assert not left, f"the previous result must be gone before the rerun: {left}"
         calls.append(c.optim.lr)
         return {"fresh": True}
+
+    for name in ("test_predictions.jsonl", "floors.json"):  # a report would read them as this run's
+        (out / name).write_text("{}\n", encoding="utf-8")
 
     changed = compose_train("seed=3", "optim.lr=0.5")
     assert run_job(changed, task, output_dir=out, overrides=OVERRIDES, skip_finished=True) == {"fresh": True}

@@ -26,6 +26,7 @@ import torch
 
 from emoreason.data.kote import KoteRow
 from emoreason.data.sampling import KoteSplits
+from emoreason.evaluation.files import FLOORS_FILE
 from emoreason.evaluation.records import RunMetrics
 from emoreason.evaluation.scoring import ScoredSplit, threshold_and_reports
 from emoreason.io import write_json_atomic
@@ -33,8 +34,6 @@ from emoreason.labels import NUM_LABELS
 
 log = logging.getLogger(__name__)
 
-FLOORS_FILE = "floors.json"
-"""Written into a run folder by :func:`write_floors`; the sweep report reads it."""
 FLOOR_NAMES = ("every_label", "label_prior", "tfidf_logreg")
 
 

@@ -30,7 +30,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from emoreason.config import TrainConfig, redact, validate
-from emoreason.evaluation.files import METRICS_FILE
+from emoreason.evaluation.files import FLOORS_FILE, METRICS_FILE, PREDICTIONS_FILE
 from emoreason.evaluation.records import read_metrics
 from emoreason.io import write_json_atomic
 from emoreason.sweeps.files import CONFIG_FILE, FAILURE_FILE
@@ -172,7 +172,7 @@ def run_job(
                 log.info("resuming the interrupted job in %s from %s", output_dir, resume)
                 cfg = cfg.copy()
                 cfg.ckpt_path = str(resume)
-        for stale in (METRICS_FILE, FAILURE_FILE):
+        for stale in (METRICS_FILE, FAILURE_FILE, PREDICTIONS_FILE, FLOORS_FILE):  # the report reads them
             (output_dir / stale).unlink(missing_ok=True)
         return task(cfg)
     except Exception as exc:

@@ -18,7 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from emoreason.evaluation.floors import FLOOR_NAMES, FLOORS_FILE
+from emoreason.evaluation.files import FLOORS_FILE
+from emoreason.evaluation.floors import FLOOR_NAMES
 from emoreason.io import write_json_atomic, write_text_atomic
 from emoreason.sweeps.aggregate import (
     CHOICE_KEYS,
