@@ -46,9 +46,9 @@ def _share_the_cores_between_workers() -> None:
     ``OMP_NUM_THREADS`` carries the share to the training runs the tests start as subprocesses.
     """
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
-    if workers is None:
+    if workers is None or "OMP_NUM_THREADS" in os.environ:  # a share the user chose is kept
         return
-    threads = max(1, (os.cpu_count() or 1) // int(workers))
+    threads = max(1, len(os.sched_getaffinity(0)) // int(workers))
     os.environ["OMP_NUM_THREADS"] = str(threads)
     torch.set_num_threads(threads)
 

@@ -161,22 +161,27 @@ def test_an_interrupted_job_resumes_from_its_last_checkpoint_unless_ckpt_path_is
     assert calls == [str(last), None, str(elsewhere)] and last.exists()
 
 
-def test_another_configs_checkpoint_is_removed_not_resumed(cfg, compose_train, caplog):
+def test_another_configs_checkpoint_is_set_aside_not_resumed(cfg, compose_train, caplog):
     """A job rerun with a changed config and killed before its first epoch ended resumed, on the next
     rerun, from the old config's last.ckpt, and reported that model's figures as the new config's."""
     out, last = Path(cfg.paths.output_dir), interrupted(cfg)
     calls: list = []
     changed = compose_train("seed=3", "optim.lr=0.5")
     run_job(changed, seen_checkpoint(calls), output_dir=out, overrides=OVERRIDES, skip_finished=True)
-    assert calls == [None] and not last.exists()
-    assert (
-        f"from {last}: another config wrote it (optim differ); removing it and starting over" in caplog.text
-    )
+    assert calls == [None] and not last.exists() and (out / "checkpoints.stale" / "last.ckpt").is_file()
+    aside = f"another config wrote it (optim differ); moving {last.parent} to {out}/checkpoints.stale"
+    assert f"from {last}: {aside}" in caplog.text
+    trusting = compose_train("seed=3", "optim.lr=0.5", "trust_checkpoint=true")  # what a refusal asks for
+    last.parent.mkdir()
+    OmegaConf.save(OmegaConf.create(resolved_config(changed)), out / "config.yaml")
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, last)
+    run_job(trusting, seen_checkpoint(calls), output_dir=out, overrides=OVERRIDES, skip_finished=True)
+    assert calls[-1] == str(last)  # trust_checkpoint alone does not make it another config's checkpoint
 
 
 def test_an_unreadable_checkpoint_of_the_same_config_is_left_and_the_job_starts_over(cfg, caplog):
     out, last = Path(cfg.paths.output_dir), interrupted(cfg)
-    last.write_bytes(b"half a checkpoint")  # killed while writing it
+    last.write_bytes(last.read_bytes()[:300])  # killed while writing it
     calls: list = []
     run_job(cfg, seen_checkpoint(calls), output_dir=out, overrides=OVERRIDES, skip_finished=True)
     assert calls == [None] and last.exists()  # the new attempt overwrites it after its first epoch

@@ -198,7 +198,7 @@ def test_floors_are_averaged_over_distinct_splits_and_shown(paired_sweep):
 
 def test_the_per_job_rewrite_leaves_the_paired_statistics_to_report_py(paired_sweep):
     sweep, _, _ = paired_sweep
-    paths = write_report(sweep)  # what the SweepReport callback calls after every job
+    paths = write_report(sweep, keep_earlier=True)  # what the SweepReport callback calls
     assert "paired_chart" not in paths and not (sweep / "paired.png").exists()
     assert f"run `python report.py {sweep}` for them" in paths["markdown"].read_text(encoding="utf-8")
 
@@ -206,8 +206,12 @@ def test_the_per_job_rewrite_leaves_the_paired_statistics_to_report_py(paired_sw
 def test_the_per_job_rewrite_keeps_report_pys_statistics_and_says_when_they_are_behind(paired_sweep):
     """The next job's rewrite erased the verdicts `python report.py` had just written into the sweep."""
     sweep, _, _ = paired_sweep
-    computed = json.loads(write_report(sweep, resamples=200)["json"].read_text(encoding="utf-8"))["paired"]
-    paths = write_report(sweep)
+    spelled_otherwise = sweep.parent / "link"  # report.py given another path to the same sweep
+    spelled_otherwise.symlink_to(sweep)
+    computed = json.loads(write_report(spelled_otherwise, resamples=200)["json"].read_text(encoding="utf-8"))[
+        "paired"
+    ]
+    paths = write_report(sweep, keep_earlier=True)
     assert json.loads(paths["json"].read_text(encoding="utf-8"))["paired"] == computed
     assert "Computed by" not in paths["markdown"].read_text(encoding="utf-8")
     behind = (
@@ -216,10 +220,10 @@ def test_the_per_job_rewrite_keeps_report_pys_statistics_and_says_when_they_are_
     )
     rerun = next(sweep.glob("experiment=plain,seed=0")) / "metrics.json"  # same jobs, one result changed
     rerun.write_text(json.dumps(fake_metrics(0, 0.41)), encoding="utf-8")
-    markdown = write_report(sweep)["markdown"].read_text(encoding="utf-8").splitlines()
+    markdown = write_report(sweep, keep_earlier=True)["markdown"].read_text(encoding="utf-8").splitlines()
     assert markdown[4] == behind.format(6)
     fake_job(sweep, 6, ["experiment=plain", "seed=2"], metrics=fake_metrics(2, 0.4))  # one more job ends
-    paths = write_report(sweep)
+    paths = write_report(sweep, keep_earlier=True)
     assert json.loads(paths["json"].read_text(encoding="utf-8"))["paired"] == computed
     markdown = paths["markdown"].read_text(encoding="utf-8").splitlines()
     assert markdown[4] == behind.format(7)
@@ -260,3 +264,12 @@ def test_a_malformed_predictions_file_is_an_error_naming_file_and_line(tmp_path)
         PredictionsError, match=r"experiment=reasoning,seed=0/test_predictions.jsonl:1: expected a list"
     ):
         build_report(tmp_path, resamples=10)
+
+
+def test_report_py_with_no_resamples_keeps_no_earlier_statistics(paired_sweep):
+    """`python report.py <sweep> --resamples 0` is documented to skip the paired statistics."""
+    sweep, _, _ = paired_sweep
+    write_report(sweep, resamples=200)
+    paths = write_report(sweep)  # report.py --resamples 0
+    assert json.loads(paths["json"].read_text(encoding="utf-8"))["paired"]["comparisons"] == []
+    assert "paired_chart" not in paths and not (sweep / "paired.png").exists()

@@ -264,7 +264,9 @@ def write_card(
     ``stats``, the dataset's when the caller measured them already, spare reading it back.
     """
     target = Path(card) if card is not None else card_path(dataset)
-    return write_text_atomic(target, dataset_card(stats or reasoning_stats(dataset), info))
+    return write_text_atomic(
+        target, dataset_card(stats if stats is not None else reasoning_stats(dataset), info)
+    )
 
 
 def card_path(dataset: str | Path) -> Path:

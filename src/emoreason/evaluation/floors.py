@@ -154,6 +154,6 @@ def write_run_floors(
         return None
     try:
         return write_floors(splits, output_dir, cache_dir)
-    except ValueError as exc:
-        log.warning("reference floors not computed: %s", exc)
+    except Exception as exc:  # a reference figure must never cost the trained run its metrics.json
+        log.warning("reference floors not computed: %s: %s", type(exc).__name__, exc)
         return None

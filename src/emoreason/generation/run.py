@@ -60,6 +60,10 @@ def _write_dataset(output: str, records: list[ReasoningRecord]) -> str | None:
     return str(write_reasoning_jsonl(output, records))
 
 
+EXAMPLE_NAMES = {"output": "reasoning.jsonl", "summary_path": "summary.json"}
+"""A file name to suggest for each key when the one given would overwrite an input."""
+
+
 def _same_file(a: str | Path, b: str | Path) -> bool:
     """Whether two paths name one file: equal once resolved (symlinks, ``..``), or hard links to it."""
     first, second = Path(a).expanduser(), Path(b).expanduser()
@@ -93,7 +97,7 @@ def refuse_overwrites(settings: GenerateConfig) -> None:
             if out is not None and _same_file(out, source):
                 raise ConfigError(
                     f"{key}: {what} is {in_key}; writing it would destroy that input. Give {key} a new file "
-                    f"(e.g. {key}=data/generated/{Path(settings.output).name})"
+                    f"(e.g. {key}=data/generated/{EXAMPLE_NAMES[key]})"
                 )
     summary = settings.summary_path
     for also, out in (("output", settings.output), (f"output's dataset card {card.name}", card)):

@@ -34,5 +34,5 @@ class SweepReport(Callback):
             return  # not a training sweep (e.g. generate.py -m), or nothing to show yet
         from emoreason.sweeps.summary import write_report  # matplotlib only when there is a report to draw
 
-        paths = write_report(sweep_dir)
+        paths = write_report(sweep_dir, keep_earlier=True)  # what report.py computed stays
         log.info("sweep report: %s, %s", paths["markdown"], paths["chart"])

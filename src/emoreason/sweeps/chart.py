@@ -3,8 +3,8 @@
 Why dots as well as error bars: with three seeds a std hides as much as it shows; the dots let a reader see
 the runs themselves. Bars are coloured by the data option (plain vs. with reasoning), the comparison the
 figure is about, and the KOTE paper's KcELECTRA figure is drawn as a dashed line to read every bar against,
-the reference floors computed on the runs' own rows (TF-IDF + logistic regression, the label prior) as dotted
-ones. ``paired.png`` draws each paired comparison's difference with its bootstrap interval.
+the reference floors computed on the runs' own rows (TF-IDF + logistic regression, the label prior, every
+label) as dotted ones. ``paired.png`` draws each paired comparison's difference with its bootstrap interval.
 """
 
 from __future__ import annotations

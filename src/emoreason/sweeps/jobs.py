@@ -38,8 +38,9 @@ from emoreason.training.checkpoints import CheckpointError, current_targets, res
 
 log = logging.getLogger(__name__)
 
-RESULT_NEUTRAL_KEYS = frozenset({"logger", "tags"})
-"""Top-level keys that change where a run reports, not what it computes: ignored when deciding to skip."""
+RESULT_NEUTRAL_KEYS = frozenset({"logger", "tags", "trust_checkpoint"})
+"""Top-level keys that change where a run reports or what it may unpickle, not what it computes: ignored
+when deciding to skip or resume a job (``trust_checkpoint=true`` is what a refused resume asks for)."""
 
 Task = Callable[[DictConfig], dict[str, Any]]
 
@@ -101,9 +102,10 @@ def resumable_checkpoint(output_dir: Path, run_config: dict[str, Any]) -> Path |
     """The ``last.ckpt`` an interrupted earlier attempt of this very config left, if it can be resumed from.
 
     None when there is none, when the job never trained (``train=false``), or when ``ckpt_path`` is set by
-    hand (the job resumes from that). A ``last.ckpt`` that another config wrote (the config changed, or no
-    ``config.yaml`` says which run wrote it) is removed, with the reason logged, and the job starts over:
-    left in place, a later rerun would resume from it and report another run's model as this config's. One
+    hand (the job resumes from that). When another config wrote ``last.ckpt`` (the config changed, or no
+    ``config.yaml`` says which run wrote it), its folder of checkpoints is moved to ``checkpoints.stale``
+    (replacing an earlier one), with the reason logged, and the job starts over: left in place, a later
+    rerun would resume from it and report another run's model as this config's. One
     this config wrote that cannot be read safely (half-written by the kill; a file or ZeRO folder only
     ``trust_checkpoint=true`` may unpickle) is left for the new attempt to overwrite, and the job starts
     over.
@@ -115,7 +117,7 @@ def resumable_checkpoint(output_dir: Path, run_config: dict[str, Any]) -> Path |
         log.info("%s: resuming from ckpt_path as set, not from the job's own %s", output_dir, path.name)
         return None
     changed = config_differences(output_dir, run_config)
-    if not changed and changed is not None:
+    if changed == []:
         try:
             resume_weights_only(path, trust=bool(run_config.get("trust_checkpoint")))
         except CheckpointError as exc:  # half-written by the kill, or only resumable with trust_checkpoint
@@ -123,17 +125,18 @@ def resumable_checkpoint(output_dir: Path, run_config: dict[str, Any]) -> Path |
             return None
         return path
     reason = f"{', '.join(changed)} differ" if changed else f"no {CONFIG_FILE} says which run wrote it"
+    aside = path.parent.with_name(f"{path.parent.name}.stale")
     log.warning(
-        "not resuming the interrupted job in %s from %s: another config wrote it (%s); removing it and "
+        "not resuming the interrupted job in %s from %s: another config wrote it (%s); moving %s to %s and "
         "starting over",
         output_dir,
         path,
         reason,
+        path.parent,
+        aside,
     )
-    if path.is_dir():
-        shutil.rmtree(path)  # a DeepSpeed ZeRO folder
-    else:
-        path.unlink()
+    shutil.rmtree(aside, ignore_errors=True)  # an earlier config's, set aside before
+    path.parent.rename(aside)
     return None
 
 
@@ -163,11 +166,12 @@ def run_job(
     """
     try:
         if skip_finished:
-            done = finished_report(output_dir, resolved_config(cfg))  # a bad config fails here, recorded
+            run_config = resolved_config(cfg)  # a bad config fails here, recorded
+            done = finished_report(output_dir, run_config)
             if done is not None:
-                log.info("skipping finished job %s (delete its %s to run it again)", output_dir, METRICS_FILE)
+                log.info("skipping finished job %s (delete the folder to run it again)", output_dir)
                 return done
-            resume = resumable_checkpoint(output_dir, resolved_config(cfg))
+            resume = resumable_checkpoint(output_dir, run_config)
             if resume is not None:
                 log.info("resuming the interrupted job in %s from %s", output_dir, resume)
                 cfg = cfg.copy()

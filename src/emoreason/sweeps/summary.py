@@ -112,9 +112,8 @@ def _job_payload(job: JobResult) -> dict[str, Any]:
 def finished_state(jobs: list[JobResult]) -> dict[str, Any]:
     """How many jobs have finished, and a digest of which ones with which results: paired statistics
     computed on another state (a job finished or was rerun since) are marked as behind."""
-    done = sorted(
-        (str(job.path), json.dumps(job.metrics, sort_keys=True)) for job in jobs if job.status == "finished"
-    )
+    finished = [job for job in jobs if job.status == "finished"]  # by overrides: however the path is spelled
+    done = sorted((",".join(job.overrides), json.dumps(job.metrics, sort_keys=True)) for job in finished)
     return {"jobs": len(done), "digest": hashlib.sha256(json.dumps(done).encode()).hexdigest()[:16]}
 
 
@@ -382,18 +381,26 @@ def _earlier_statistics(previous: Path, sweep_dir: str | Path) -> dict[str, Any]
 
 
 def write_report(
-    sweep_dir: str | Path, out_dir: str | Path | None = None, *, resamples: int = 0, bootstrap_seed: int = 0
+    sweep_dir: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    resamples: int = 0,
+    bootstrap_seed: int = 0,
+    keep_earlier: bool = False,
 ) -> dict[str, Path]:
     """Write the report files into ``out_dir`` (default: the sweep folder); return their paths.
 
-    ``resamples > 0`` adds the paired comparisons and their chart, paired.png.
+    ``resamples > 0`` adds the paired comparisons and their chart, paired.png. Without them,
+    ``keep_earlier`` (the per-job rewrite during a sweep) keeps those a ``report.py`` run on the same sweep
+    last wrote into ``out_dir``; otherwise a paired.png left there is removed.
     """
     report = build_report(sweep_dir, resamples=resamples, bootstrap_seed=bootstrap_seed)
     out = Path(out_dir if out_dir is not None else sweep_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {kind: out / name for kind, name in OUTPUT_NAMES.items()}
     if not resamples:
-        report["paired"] = _earlier_statistics(paths["json"], sweep_dir) or report["paired"]
+        if keep_earlier:
+            report["paired"] = _earlier_statistics(paths["json"], sweep_dir) or report["paired"]
         if not report["paired"]["comparisons"]:
             (out / PAIRED_CHART).unlink(missing_ok=True)  # it would show statistics no file holds
     write_json_atomic(paths["json"], report)

@@ -166,9 +166,8 @@ def load_checkpoint(path: str | Path, *, trust: bool = False, mmap: bool = False
             why = f"it holds objects other than tensors and plain data ({_first_line_of(exc)})"
             raise _refusal(file, why) from None
         log.warning("%s: unpickling %s in full (%s)", TRUST_OPTION, file, _first_line_of(exc))
-    except FileNotFoundError:
-        raise
-    except (RuntimeError, EOFError, OSError) as exc:  # OSError: a truncated file fails to memory-map
+    # OSError: a truncated file fails to memory-map; KeyError: a file that is no torch archive, unmapped
+    except (RuntimeError, EOFError, OSError, KeyError) as exc:
         raise CheckpointError(f"{file}: not a readable checkpoint ({_first_line_of(exc)})") from None
     return torch.load(file, map_location="cpu", weights_only=False)
 
