@@ -83,13 +83,13 @@ def config_differences(output_dir: Path, run_config: dict[str, Any]) -> list[str
     return sorted(k for k in now.keys() | before.keys() if before.get(k) != now.get(k))
 
 
-def finished_report(output_dir: Path, run_config: dict[str, Any]) -> dict[str, Any] | None:
+def finished_report(output_dir: Path, changed: list[str] | None) -> dict[str, Any] | None:
     """The stored metrics.json payload if ``output_dir`` finished this very config, else None.
 
-    A finished folder whose config differs (the sweep file was edited between runs) is logged and run again.
+    ``changed``: :func:`config_differences` of the folder and the job's config now. A finished folder whose
+    config differs (the sweep file was edited between runs) is logged and run again.
     """
     metrics = output_dir / METRICS_FILE
-    changed = config_differences(output_dir, run_config)
     if not metrics.exists() or changed is None:
         return None
     if changed:
@@ -98,7 +98,9 @@ def finished_report(output_dir: Path, run_config: dict[str, Any]) -> dict[str, A
     return read_metrics(metrics).to_json()
 
 
-def resumable_checkpoint(output_dir: Path, run_config: dict[str, Any]) -> Path | None:
+def resumable_checkpoint(
+    output_dir: Path, run_config: dict[str, Any], changed: list[str] | None
+) -> Path | None:
     """The ``last.ckpt`` an interrupted earlier attempt of this very config left, if it can be resumed from.
 
     None when there is none, when the job never trained (``train=false``), or when ``ckpt_path`` is set by
@@ -116,7 +118,6 @@ def resumable_checkpoint(output_dir: Path, run_config: dict[str, Any]) -> Path |
     if run_config.get("ckpt_path") is not None:
         log.info("%s: resuming from ckpt_path as set, not from the job's own %s", output_dir, path.name)
         return None
-    changed = config_differences(output_dir, run_config)
     if changed == []:
         try:
             resume_weights_only(path, trust=bool(run_config.get("trust_checkpoint")))
@@ -167,11 +168,12 @@ def run_job(
     try:
         if skip_finished:
             run_config = resolved_config(cfg)  # a bad config fails here, recorded
-            done = finished_report(output_dir, run_config)
+            changed = config_differences(output_dir, run_config)  # config.yaml read once
+            done = finished_report(output_dir, changed)
             if done is not None:
                 log.info("skipping finished job %s (delete the folder to run it again)", output_dir)
                 return done
-            resume = resumable_checkpoint(output_dir, run_config)
+            resume = resumable_checkpoint(output_dir, run_config, changed)
             if resume is not None:
                 log.info("resuming the interrupted job in %s from %s", output_dir, resume)
                 cfg = cfg.copy()

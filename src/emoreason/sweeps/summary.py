@@ -323,42 +323,42 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+def _csv_figures(figures: dict[str, Any]) -> dict[str, str]:
+    """``<metric>_mean`` / ``<metric>_std`` columns of one arm or floor; a missing figure is left empty."""
+    return {
+        f"{m}_{part}": "" if figures[m][part] is None else repr(figures[m][part])
+        for m in METRICS
+        for part in ("mean", "std")
+    }
+
+
 def render_csv(report: dict[str, Any]) -> str:
     """One row per arm (``row=arm``), then one per reference floor (``row=floor``, its name as ``method``,
     ``n`` the number of distinct splits it was computed on)."""
     keys = report["columns"]
+    header = ["row", *keys, *CHOICE_KEYS, "backbone", "n", "seeds", "failed", "incomplete"]
+    header += [f"{m}_{part}" for m in METRICS for part in ("mean", "std")]
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(
-        [
-            "row",
-            *keys,
-            *CHOICE_KEYS,
-            "backbone",
-            "n",
-            "seeds",
-            "failed",
-            "incomplete",
-            *(f"{m}_{part}" for m in METRICS for part in ("mean", "std")),
-        ]
-    )
+    writer = csv.DictWriter(buffer, fieldnames=header, restval="", lineterminator="\n")
+    writer.writeheader()
     for cell in report["cells"]:
-        described = [*(cell["columns"][k] for k in keys), *(cell["choices"][k] for k in CHOICE_KEYS)]
-        counts = [
-            cell["backbone"],
-            cell["n"],
-            ";".join(map(str, cell["seeds"])),
-            cell["failed"],
-            cell["incomplete"],
-        ]
-        stats = [cell["metrics"][m][part] for m in METRICS for part in ("mean", "std")]
-        writer.writerow(["arm", *described, *counts, *("" if v is None else repr(v) for v in stats)])
-    splits = report["floors"]["splits"]
+        writer.writerow(
+            {
+                "row": "arm",
+                **{k: cell["columns"][k] for k in keys},
+                **{k: cell["choices"][k] for k in CHOICE_KEYS},
+                "backbone": cell["backbone"],
+                "n": cell["n"],
+                "seeds": ";".join(map(str, cell["seeds"])),
+                "failed": cell["failed"],
+                "incomplete": cell["incomplete"],
+                **_csv_figures(cell["metrics"]),
+            }
+        )
     for name, figures in report["floors"]["floors"].items():
-        described = ["" for _ in keys] + [name if k == "method" else "" for k in CHOICE_KEYS]
-        stats = [figures[m][part] for m in METRICS for part in ("mean", "std")]
-        counts = ["", splits, "", "", ""]
-        writer.writerow(["floor", *described, *counts, *("" if v is None else repr(v) for v in stats)])
+        writer.writerow(
+            {"row": "floor", "method": name, "n": report["floors"]["splits"], **_csv_figures(figures)}
+        )
     return buffer.getvalue()
 
 
