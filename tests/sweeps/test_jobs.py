@@ -1,6 +1,7 @@
 """run_job: finished jobs are skipped (only with the same config), interrupted ones resume from their
 last.ckpt, crashes are recorded and re-raised."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -214,6 +215,9 @@ def test_a_job_killed_after_an_epoch_resumes_there_and_a_rerun_then_skips_it(
 
     report = run_job(interrupt, train, output_dir=out, overrides=[], skip_finished=True)
     assert epochs.read_text(encoding="utf-8").split() == ["0", "1", "1"]  # epoch 0 was not trained again
+    with (out / "csv" / "metrics.csv").open(encoding="utf-8") as handle:
+        validated = [row["epoch"] for row in csv.DictReader(handle) if row.get("val/macro_f1_tuned")]
+    assert validated == ["0", "1"]  # the log of the epoch before the interruption is kept
     assert report["tested_weights"]["weights"] == "best" and not (out / "failure.json").exists()
     assert OmegaConf.load(out / "config.yaml").ckpt_path == str(out / "checkpoints" / "last.ckpt")
     skipped = run_job(interrupt, must_not_run, output_dir=out, overrides=[], skip_finished=True)

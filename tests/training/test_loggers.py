@@ -1,11 +1,19 @@
 """W&B run identity from Hydra overrides, and the per-label and sample-prediction tables."""
 
+import csv
+from pathlib import Path
+
 import torch
 
 from emoreason.data.kote import KoteRow
 from emoreason.evaluation.records import prediction_records
 from emoreason.labels import LABELS
-from emoreason.training.loggers import per_label_table, sample_predictions_table, wandb_run_identity
+from emoreason.training.loggers import (
+    CSVLogger,
+    per_label_table,
+    sample_predictions_table,
+    wandb_run_identity,
+)
 from tests.support.sweeps import EXCLUDE_KEYS, fake_metrics
 
 
@@ -64,3 +72,50 @@ def test_sample_predictions_show_what_a_generative_method_wrote():
     records = prediction_records(rows, torch.zeros(1, 44), 0.5, generated=["이유: ...\n감정: 불평/불만"])
     _, data = sample_predictions_table(as_json(records), rows)
     assert data[0][5] == "이유: ...\n감정: 불평/불만"
+
+
+def write_rows(path: Path, rows: list[dict[str, object]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=sorted({key for row in rows for key in row}))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return [{k: v for k, v in row.items() if v} for row in csv.DictReader(handle)]
+
+
+def test_a_resumed_run_continues_the_csv_log_replacing_what_came_after_its_checkpoint(tmp_path):
+    """Lightning deleted metrics.csv when a resumed run opened its folder: every earlier epoch's log lost."""
+    earlier = [
+        {"step": 1, "epoch": 0, "val/macro_f1": 0.2},
+        {"step": 3, "epoch": 1, "val/macro_f1": 0.3},
+        {"step": 4, "epoch": 2, "train/loss": 0.9},  # logged after the checkpoint at step 4, then killed
+    ]
+    write_rows(tmp_path / "csv" / "metrics.csv", earlier)
+    logger = CSVLogger(save_dir=str(tmp_path), name="csv", version="")
+    logger.log_metrics({"train/loss": 0.8, "lr": 1e-4}, step=4)
+    logger.log_metrics({"val/macro_f1": 0.35}, step=5)
+    logger.save()
+    logger.log_metrics({"val/macro_f1": 0.4}, step=7)
+    logger.save()
+    assert read_rows(tmp_path / "csv" / "metrics.csv") == [
+        {"step": "1", "epoch": "0", "val/macro_f1": "0.2"},
+        {"step": "3", "epoch": "1", "val/macro_f1": "0.3"},
+        {"step": "4", "train/loss": "0.8", "lr": "0.0001"},
+        {"step": "5", "val/macro_f1": "0.35"},
+        {"step": "7", "val/macro_f1": "0.4"},
+    ]
+
+
+def test_a_run_started_over_moves_the_earlier_csv_log_aside(tmp_path):
+    folder = tmp_path / "csv"
+    for attempt in (1, 2):
+        write_rows(folder / "metrics.csv", [{"step": 0, "attempt": attempt}])
+        logger = CSVLogger(save_dir=str(tmp_path), name="csv", version="")
+        logger.log_metrics({"attempt": attempt + 1}, step=0)
+        logger.save()
+        assert read_rows(folder / "metrics.csv") == [{"step": "0", "attempt": str(attempt + 1)}]
+        assert read_rows(folder / f"metrics.{attempt}.csv") == [{"step": "0", "attempt": str(attempt)}]

@@ -135,3 +135,17 @@ def test_a_resume_with_more_epochs_follows_the_schedule_of_the_new_length(run_in
     lr, total = 5e-4, 6  # 3 epochs x 2 steps, warmup int(0.1 x 6) = 0 steps
     assert rates[0] == (2, 0.0)  # the first resumed step still runs at the first schedule's end value
     assert rates[1:] == [(step, pytest.approx(lr * (total - step) / total)) for step in (3, 4, 5)]
+
+
+@pytest.mark.slow
+def test_a_run_that_stopped_early_and_is_resumed_trains_no_further_unless_patience_allows(run_into, tmp_path):
+    """A run killed after it had stopped early (during its test, say) resumes to test what it would have."""
+    never_better = ("callbacks.early_stopping.patience=1", "+callbacks.early_stopping.min_delta=1.0")
+    first = run_into("first", "trainer.max_epochs=4", *never_better)
+    assert first["global_step"] == 4  # epoch 0 sets the score, epoch 1 fails to beat it by 1.0: stop
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    resumed = run_into("second", f"ckpt_path={last}", "trainer.max_epochs=4", *never_better)
+    assert resumed["global_step"] == 4 and not epoch_scores(tmp_path / "second")  # no epoch trained
+    assert resumed["test"] == first["test"] and resumed["tested_weights"] == first["tested_weights"]
+    patient = run_into("third", f"ckpt_path={last}", "trainer.max_epochs=4", never_better[1])  # patience 3
+    assert patient["global_step"] == 8  # waits 2 and 3 in epochs 2 and 3, the last of max_epochs

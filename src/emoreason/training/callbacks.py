@@ -15,7 +15,8 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.accelerators import CUDAAccelerator
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 from lightning.pytorch.strategies import DeepSpeedStrategy
 
 from emoreason.config import ConfigError
@@ -148,6 +149,45 @@ class LastCheckpoint(ModelCheckpoint):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Nothing to restore (and no warning when the run folder changed)."""
+
+
+class ResumableEarlyStopping(EarlyStopping):
+    """``EarlyStopping`` whose decision to stop survives a resume, with the configured patience.
+
+    Lightning 2.6 (``EarlyStopping.load_state_dict``) restores the counters and the reason it stopped but
+    not the stop itself: a run killed after it had stopped early (during its final test, say) trained at
+    least one more epoch when resumed from ``last.ckpt``, and could then test weights the uninterrupted run
+    never had. Here a resumed run that had stopped stops again before its first epoch. It also restored the
+    stored ``patience`` over the configured one; here the configured one holds, as ``max_epochs`` does, so a
+    run that ran out of patience trains on when resumed with more. A stop on ``check_finite``,
+    ``stopping_threshold`` or ``divergence_threshold`` always holds.
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        configured = self.patience
+        super().load_state_dict(state_dict)
+        self.patience = configured
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        reason = self.stopping_reason
+        if reason is EarlyStoppingReason.NOT_STOPPED:
+            return
+        if reason is EarlyStoppingReason.PATIENCE_EXHAUSTED and self.wait_count < self.patience:
+            log.info(
+                "the run resumed had stopped early at epoch %d; patience %d > the %d validations waited: "
+                "training on",
+                self.stopped_epoch,
+                self.patience,
+                self.wait_count,
+            )
+            self.stopping_reason, self.stopping_reason_message = EarlyStoppingReason.NOT_STOPPED, None
+            return
+        log.info(
+            "the run resumed had stopped early at epoch %d (%s): no further epochs, as if never interrupted",
+            self.stopped_epoch,
+            self.stopping_reason_message,
+        )
+        trainer.should_stop = True
 
 
 def validation_keys(module: EmotionModule) -> list[str]:

@@ -7,7 +7,10 @@ job folder's name); each override is also a tag. Explicit ``logger.wandb.*`` val
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
+import itertools
 import logging
 import sys
 from collections.abc import Iterator, Sequence
@@ -18,11 +21,16 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.fabric.loggers.csv_logs import _ExperimentWriter
+from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.pytorch import loggers as lightning_loggers
 from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from emoreason.data.kote import KoteRow
+from emoreason.io import atomic_write
 from emoreason.labels import LABELS
 from emoreason.training.overrides import identity_overrides
 
@@ -33,6 +41,70 @@ WANDB_TAG_MAX = 64
 WANDB_NAME_MAX = 128
 SAMPLE_PREDICTIONS = 64
 """Test rows shown in the sample-predictions table, spread evenly over the split."""
+
+
+class ContinuingWriter(ExperimentWriter):
+    """Lightning's CSV writer, continuing an earlier ``metrics.csv`` in its folder instead of deleting it.
+
+    Lightning 2.6 (``_ExperimentWriter._check_log_dir_exists``) deletes the file as soon as a writer opens
+    its folder, so a run resumed in its own folder (a sweep job after an interruption) lost the log of every
+    epoch before the interruption. Here the earlier rows stay until this run first saves; then those
+    logged at or after this run's first step go (the interrupted run logged them after the checkpoint it
+    resumes from; this run logs them again), the rest stay, and new rows follow under the union of the
+    columns. A file none of whose rows come before this run's first step (a run started over, not resumed)
+    is moved aside to ``metrics.<n>.csv``, not deleted.
+    """
+
+    def _check_log_dir_exists(self) -> None:
+        """Read the earlier file, if any (called by ``__init__``, where Lightning deletes it)."""
+        path = Path(self.metrics_file_path)
+        self._earlier: list[dict[str, str]] | None = None
+        self._earlier_keys: list[str] = []
+        if path.is_file():
+            with path.open(encoding="utf-8", newline="") as handle:
+                reader = csv.DictReader(handle)
+                self._earlier, self._earlier_keys = list(reader), list(reader.fieldnames or [])
+
+    def save(self) -> None:
+        if self._earlier is not None and self.metrics:
+            self._continue_earlier(min(int(row["step"]) for row in self.metrics))
+        super().save()
+
+    def _continue_earlier(self, first_step: int) -> None:
+        assert self._earlier is not None
+        path = Path(self.metrics_file_path)
+        kept = [
+            r for r in self._earlier if (step := r.get("step") or "").isdigit() and int(step) < first_step
+        ]
+        self._earlier = None
+        if not kept:
+            aside = next(
+                p for n in itertools.count(1) if not (p := path.with_name(f"metrics.{n}.csv")).exists()
+            )
+            path.rename(aside)
+            log.info(
+                "%s holds no step before this run's first (%d): moved to %s", path, first_step, aside.name
+            )
+            return
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=self._earlier_keys, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(kept)
+        with atomic_write(path) as handle:
+            handle.write(text.getvalue())
+        self.metrics_keys = list(self._earlier_keys)
+
+
+class CSVLogger(lightning_loggers.CSVLogger):
+    """``CSVLogger`` with ``metrics.csv`` continued across a resume (:class:`ContinuingWriter`)."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> _ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = ContinuingWriter(log_dir=self.log_dir)
+        return self._experiment
 
 
 def truncate_distinct(text: str, limit: int) -> str:
