@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from emoreason.config import ConfigError
 from emoreason.sweeps.jobs import resolved_config, run_job
 from emoreason.train import train
+from emoreason.training.callbacks import REPLACED_CALLBACKS
 from emoreason.training.module import EmotionModule
 from tests.support.project import SMALL_RUN
 from tests.support.sweeps import fake_metrics, wandb_exit_code
@@ -222,3 +224,14 @@ def test_a_job_killed_after_an_epoch_resumes_there_and_a_rerun_then_skips_it(
     assert OmegaConf.load(out / "config.yaml").ckpt_path == str(out / "checkpoints" / "last.ckpt")
     skipped = run_job(interrupt, must_not_run, output_dir=out, overrides=[], skip_finished=True)
     assert skipped["global_step"] == report["global_step"]
+
+
+def test_a_job_finished_with_stock_early_stopping_is_skipped(cfg):
+    """Before ResumableEarlyStopping, config.yaml named Lightning's: the same results, so not run again."""
+    assert all(issubclass(get_class(new), get_class(old)) for old, new in REPLACED_CALLBACKS.items())
+    out = Path(cfg.paths.output_dir)
+    before = resolved_config(cfg)
+    before["callbacks"]["early_stopping"]["_target_"] = "lightning.pytorch.callbacks.EarlyStopping"
+    stored = finish(out, before)
+    skipped = run_job(cfg, must_not_run, output_dir=out, overrides=OVERRIDES, skip_finished=True)
+    assert skipped["seed"] == stored["seed"]

@@ -34,7 +34,13 @@ from emoreason.evaluation.files import FLOORS_FILE, METRICS_FILE, PREDICTIONS_FI
 from emoreason.evaluation.records import read_metrics
 from emoreason.io import write_json_atomic
 from emoreason.sweeps.files import CONFIG_FILE, FAILURE_FILE
-from emoreason.training.checkpoints import CheckpointError, current_targets, resume_weights_only
+from emoreason.training.callbacks import REPLACED_CALLBACKS
+from emoreason.training.checkpoints import (
+    CheckpointError,
+    current_targets,
+    renamed_targets,
+    resume_weights_only,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +74,8 @@ def config_differences(output_dir: Path, run_config: dict[str, Any]) -> list[str
     """Top-level keys in which ``output_dir``'s ``config.yaml`` differs from ``run_config``; None without one.
 
     A job that resumed from its own ``last.ckpt`` saved that path as ``ckpt_path``; it compares as the
-    ``ckpt_path: null`` it was started with.
+    ``ckpt_path: null`` it was started with. Stock callbacks compare as the subclasses that replaced them
+    (:data:`~emoreason.training.callbacks.REPLACED_CALLBACKS`).
     """
     saved = output_dir / CONFIG_FILE
     if not saved.exists():
@@ -79,7 +86,7 @@ def config_differences(output_dir: Path, run_config: dict[str, Any]) -> list[str
     before: dict[str, Any] = current_targets({str(key): value for key, value in stored.items()})
     if before.get("ckpt_path") is not None and Path(before["ckpt_path"]) == last_checkpoint(before):
         before["ckpt_path"] = None
-    before, now = comparable_config(before), comparable_config(run_config)
+    before, now = (renamed_targets(comparable_config(c), REPLACED_CALLBACKS) for c in (before, run_config))
     return sorted(k for k in now.keys() | before.keys() if before.get(k) != now.get(k))
 
 

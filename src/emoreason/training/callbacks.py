@@ -151,6 +151,15 @@ class LastCheckpoint(ModelCheckpoint):
         """Nothing to restore (and no warning when the run folder changed)."""
 
 
+REPLACED_CALLBACKS = {
+    "lightning.pytorch.callbacks.EarlyStopping": "emoreason.training.callbacks.ResumableEarlyStopping"
+}
+"""Stock callback → the subclass here that replaced it in ``conf/callbacks``. They differ only on a resume, so
+a finished run whose config names the stock one computed what the subclass computes: a sweep rerun compares
+stored configs through this table (:func:`emoreason.sweeps.jobs.config_differences`) and does not run
+such a job again."""
+
+
 class ResumableEarlyStopping(EarlyStopping):
     """``EarlyStopping`` whose decision to stop survives a resume, with the configured patience.
 

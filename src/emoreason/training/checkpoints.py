@@ -247,20 +247,21 @@ def current_targets(config: Any) -> Any:
     """A copy of a stored ``config`` in today's form: every moved ``_target_`` (:data:`MOVED_TARGETS`)
     renamed, and an ``optim`` block from before the optimizer and schedule were targets made today's
     ``optim`` and ``scheduler`` (:func:`~emoreason.training.optimizers.upgrade_stored_optim`)."""
-    renamed = _renamed_targets(config)
+    renamed = renamed_targets(config, MOVED_TARGETS)
     return upgrade_stored_optim(renamed) if isinstance(renamed, Mapping) else renamed
 
 
-def _renamed_targets(config: Any) -> Any:
+def renamed_targets(config: Any, renames: Mapping[str, str]) -> Any:
+    """A copy of ``config``, every ``_target_`` that is a key of ``renames`` replaced by its value."""
     if isinstance(config, Mapping):
         return {
-            key: MOVED_TARGETS.get(value, value)
+            key: renames.get(value, value)
             if key == "_target_" and isinstance(value, str)
-            else _renamed_targets(value)
+            else renamed_targets(value, renames)
             for key, value in config.items()
         }
     if isinstance(config, list):
-        return [_renamed_targets(value) for value in config]
+        return [renamed_targets(value, renames) for value in config]
     return config
 
 
