@@ -24,7 +24,13 @@ from emoreason.evaluation.records import Results, RunMetrics, write_metrics
 from emoreason.evaluation.scoring import ScoredSplit, predict_scores, threshold_and_reports
 from emoreason.training.callbacks import best_checkpoint_callback, check_monitors, without_monitoring
 from emoreason.training.checkpoints import consolidate_zero_checkpoint, load_checkpoint, resume_weights_only
-from emoreason.training.loggers import build_loggers, finishing_wandb, log_final_metrics, log_result_tables
+from emoreason.training.loggers import (
+    ResumedLogs,
+    build_loggers,
+    finishing_wandb,
+    log_final_metrics,
+    log_result_tables,
+)
 from emoreason.training.module import metric_key
 from emoreason.training.progress import log_summary
 from emoreason.training.strategies import build_strategy
@@ -134,7 +140,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     check_monitors(named_callbacks, parts.module)  # before any work: Lightning fails after an epoch
     with finishing_wandb():
         loggers = build_loggers(cfg.logger, run_config)
-        callbacks = list(named_callbacks.values())
+        callbacks = [*named_callbacks.values(), ResumedLogs()]
         if not loggers:  # an LR monitor needs somewhere to write (logger=none, debug runs)
             callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
         strategy = build_strategy(cfg.strategy)

@@ -3,6 +3,7 @@
 import csv
 from pathlib import Path
 
+import pytest
 import torch
 
 from emoreason.data.kote import KoteRow
@@ -87,35 +88,82 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return [{k: v for k, v in row.items() if v} for row in csv.DictReader(handle)]
 
 
+def csv_logger(save_dir: Path, resumed_at: int | None = None) -> CSVLogger:
+    logger = CSVLogger(save_dir=str(save_dir), name="csv", version="")
+    if resumed_at is not None:
+        logger.resumed_at(resumed_at)
+    return logger
+
+
+EARLIER = [
+    {"step": 1, "epoch": 0, "val/macro_f1": 0.2},
+    {"step": 3, "epoch": 1, "val/macro_f1": 0.3},
+    {"step": 4, "test/macro_f1": 0.25},  # the final test of the run, or work after the checkpoint at step 4
+]
+
+
 def test_a_resumed_run_continues_the_csv_log_replacing_what_came_after_its_checkpoint(tmp_path):
     """Lightning deleted metrics.csv when a resumed run opened its folder: every earlier epoch's log lost."""
-    earlier = [
-        {"step": 1, "epoch": 0, "val/macro_f1": 0.2},
-        {"step": 3, "epoch": 1, "val/macro_f1": 0.3},
-        {"step": 4, "epoch": 2, "train/loss": 0.9},  # logged after the checkpoint at step 4, then killed
-    ]
-    write_rows(tmp_path / "csv" / "metrics.csv", earlier)
-    logger = CSVLogger(save_dir=str(tmp_path), name="csv", version="")
-    logger.log_metrics({"train/loss": 0.8, "lr": 1e-4}, step=4)
-    logger.log_metrics({"val/macro_f1": 0.35}, step=5)
+    write_rows(tmp_path / "csv" / "metrics.csv", EARLIER)
+    logger = csv_logger(tmp_path, resumed_at=4)
+    logger.log_metrics({"val/macro_f1": 0.35}, step=5)  # the first row comes after the checkpoint's step
     logger.save()
-    logger.log_metrics({"val/macro_f1": 0.4}, step=7)
+    logger.log_metrics({"train/loss": 0.8, "lr": 1e-4}, step=6)
     logger.save()
     assert read_rows(tmp_path / "csv" / "metrics.csv") == [
         {"step": "1", "epoch": "0", "val/macro_f1": "0.2"},
         {"step": "3", "epoch": "1", "val/macro_f1": "0.3"},
-        {"step": "4", "train/loss": "0.8", "lr": "0.0001"},
         {"step": "5", "val/macro_f1": "0.35"},
-        {"step": "7", "val/macro_f1": "0.4"},
+        {"step": "6", "train/loss": "0.8", "lr": "0.0001"},
     ]
+    assert not list((tmp_path / "csv").glob("metrics.*.csv"))
 
 
-def test_a_run_started_over_moves_the_earlier_csv_log_aside(tmp_path):
+@pytest.mark.parametrize("first_step", [0, 2, 9])
+def test_a_run_that_does_not_resume_moves_the_earlier_csv_log_aside_whatever_it_logs_first(
+    tmp_path, first_step
+):
+    """Started over (or only evaluating) in a used folder: the earlier log is another run's, kept whole."""
     folder = tmp_path / "csv"
     for attempt in (1, 2):
-        write_rows(folder / "metrics.csv", [{"step": 0, "attempt": attempt}])
-        logger = CSVLogger(save_dir=str(tmp_path), name="csv", version="")
-        logger.log_metrics({"attempt": attempt + 1}, step=0)
+        write_rows(folder / "metrics.csv", [*EARLIER, {"step": 0, "attempt": attempt}])
+        logger = csv_logger(tmp_path)
+        logger.log_metrics({"attempt": attempt + 1}, step=first_step)
         logger.save()
-        assert read_rows(folder / "metrics.csv") == [{"step": "0", "attempt": str(attempt + 1)}]
-        assert read_rows(folder / f"metrics.{attempt}.csv") == [{"step": "0", "attempt": str(attempt)}]
+        assert read_rows(folder / "metrics.csv") == [{"step": str(first_step), "attempt": str(attempt + 1)}]
+        assert len(read_rows(folder / f"metrics.{attempt}.csv")) == len(EARLIER) + 1
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "step,val/macro_f1\n1,0.2\n".encode("utf-8-sig"),  # a BOM, as spreadsheet programs save it
+        "step,비고\n1,감동\n".encode("cp949"),  # re-saved in the Korean Windows code page
+        b"step,val/macro_f1\n1\x00,0.2\n",  # a NUL byte (a cut write) in a step
+        b"epoch,val/macro_f1\n0,0.2\n",  # no step column
+        b"step,val/macro_f1\n1.0,0.2\nlast,0.3\n",  # a step that is no number
+        b"",
+    ],
+)
+def test_an_earlier_csv_log_that_cannot_be_continued_never_fails_the_run(tmp_path, content):
+    path = tmp_path / "csv" / "metrics.csv"
+    path.parent.mkdir()
+    path.write_bytes(content)
+    logger = csv_logger(tmp_path, resumed_at=2)
+    logger.log_metrics({"val/macro_f1": 0.5}, step=2)
+    logger.save()
+    rows = read_rows(path)
+    if content.startswith(b"\xef\xbb\xbf"):  # readable: continued, the BOM not taken into the column name
+        assert rows == [{"step": "1", "val/macro_f1": "0.2"}, {"step": "2", "val/macro_f1": "0.5"}]
+    else:
+        assert rows == [{"step": "2", "val/macro_f1": "0.5"}]
+        assert (tmp_path / "csv" / "metrics.1.csv").read_bytes() == content
+
+
+def test_a_folder_where_the_csv_log_should_be_is_moved_aside_too(tmp_path):
+    (tmp_path / "csv" / "metrics.csv").mkdir(parents=True)
+    logger = csv_logger(tmp_path, resumed_at=2)
+    logger.log_metrics({"val/macro_f1": 0.5}, step=2)
+    logger.save()
+    assert read_rows(tmp_path / "csv" / "metrics.csv") == [{"step": "2", "val/macro_f1": "0.5"}]
+    assert (tmp_path / "csv" / "metrics.1.csv").is_dir()

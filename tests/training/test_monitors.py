@@ -19,11 +19,15 @@ QUICK_TEST = "+trainer.limit_test_batches=1"
 
 
 class FailAt(L.Callback):
-    """Raises in ``hook`` of epoch ``epoch``: a failure Lightning meets late, after or during an epoch."""
+    """Raises in ``hook`` of epoch ``epoch`` (of its batch ``batch_idx`` if given): a failure Lightning meets
+    late, after or during an epoch."""
 
-    def __init__(self, hook: str, epoch: int = 0) -> None:
+    def __init__(self, hook: str, epoch: int = 0, batch_idx: int | None = None) -> None:
         def fail(trainer: L.Trainer, *args: object) -> None:
-            if trainer.current_epoch == epoch:
+            if trainer.current_epoch == epoch and batch_idx in (
+                None,
+                args[-1],
+            ):  # batch hooks end in batch_idx
                 raise OSError(f"disk full in {hook}")
 
         setattr(self, hook, fail)
@@ -117,3 +121,14 @@ def test_a_failure_in_the_middle_of_an_epoch_leaves_the_previous_last_ckpt(small
         train(small_run(fail, *in_epoch_1))
     saved = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
     assert saved["global_step"] == 2  # end of epoch 0, not step 3 in the middle of epoch 1
+
+
+@pytest.mark.slow
+def test_a_failure_before_the_last_batchs_step_leaves_the_previous_last_ckpt(small_run, tmp_path):
+    """The last batch fetched is not the last batch trained: Ctrl-C there saved half an epoch as whole."""
+    fail = f"+callbacks.fail._target_={FailAt.__module__}.FailAt"
+    last_batch = ("+callbacks.fail.hook=on_train_batch_start", "+callbacks.fail.epoch=1")
+    with pytest.raises(OSError, match="disk full in on_train_batch_start"):
+        train(small_run(fail, *last_batch, "+callbacks.fail.batch_idx=1", "trainer.max_epochs=2"))
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert saved["global_step"] == 2  # end of epoch 0, not step 3 with epoch 1's last batch untrained

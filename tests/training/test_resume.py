@@ -9,10 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 
 from emoreason.train import train
-from emoreason.training.callbacks import BestCheckpoint
+from emoreason.training.callbacks import BestCheckpoint, ResumableEarlyStopping
+from emoreason.training.callbacks import log as callbacks_log
 from tests.support.project import SMALL_RUN
 
 pytestmark = pytest.mark.shared_data
@@ -138,10 +140,15 @@ def test_a_resume_with_more_epochs_follows_the_schedule_of_the_new_length(run_in
 
 
 @pytest.mark.slow
-def test_a_run_that_stopped_early_and_is_resumed_trains_no_further_unless_patience_allows(run_into, tmp_path):
-    """A run killed after it had stopped early (during its test, say) resumes to test what it would have."""
+@pytest.mark.parametrize("first_class", ["ours", "lightning.pytorch.callbacks.EarlyStopping"])
+def test_a_run_that_stopped_early_and_is_resumed_trains_no_further_unless_patience_allows(
+    run_into, tmp_path, first_class
+):
+    """A run killed after it had stopped early (during its test, say) resumes to test what it would have;
+    so does one whose checkpoint the stock callback wrote (before ResumableEarlyStopping)."""
     never_better = ("callbacks.early_stopping.patience=1", "+callbacks.early_stopping.min_delta=1.0")
-    first = run_into("first", "trainer.max_epochs=4", *never_better)
+    stock = [] if first_class == "ours" else [f"callbacks.early_stopping._target_={first_class}"]
+    first = run_into("first", "trainer.max_epochs=4", *never_better, *stock)
     assert first["global_step"] == 4  # epoch 0 sets the score, epoch 1 fails to beat it by 1.0: stop
     last = tmp_path / "first" / "checkpoints" / "last.ckpt"
     resumed = run_into("second", f"ckpt_path={last}", "trainer.max_epochs=4", *never_better)
@@ -149,3 +156,64 @@ def test_a_run_that_stopped_early_and_is_resumed_trains_no_further_unless_patien
     assert resumed["test"] == first["test"] and resumed["tested_weights"] == first["tested_weights"]
     patient = run_into("third", f"ckpt_path={last}", "trainer.max_epochs=4", never_better[1])  # patience 3
     assert patient["global_step"] == 8  # waits 2 and 3 in epochs 2 and 3, the last of max_epochs
+
+
+def early_stopping_resumed(patience: int, stored: dict[str, object]) -> tuple[SimpleNamespace, list[str]]:
+    """A ResumableEarlyStopping configured with ``patience``, its state loaded from a checkpoint's ``stored``
+    entries over a fresh callback's; the trainer it starts training for, and what it logged."""
+    state = EarlyStopping(monitor=MONITOR, mode="max").state_dict() | stored
+    callback = ResumableEarlyStopping(monitor=MONITOR, mode="max", patience=patience)
+    callback.load_state_dict(state)
+    trainer = SimpleNamespace(should_stop=False)
+    with pytest.MonkeyPatch.context() as patch:
+        said: list[str] = []
+        patch.setattr(callbacks_log, "info", lambda message, *args: said.append(message % args))
+        callback.on_train_start(trainer, None)
+    return trainer, said
+
+
+EXHAUSTED = EarlyStoppingReason.PATIENCE_EXHAUSTED.value
+
+
+@pytest.mark.parametrize(
+    ("patience", "stored", "stops"),
+    [
+        # stopped at epoch 1, then min_epochs ran it on and it improved: Lightning's stop still stands
+        (1, {"wait_count": 0, "patience": 1, "stopped_epoch": 2, "stopping_reason": EXHAUSTED}, True),
+        (3, {"wait_count": 1, "patience": 1, "stopped_epoch": 1, "stopping_reason": EXHAUSTED}, False),
+        (2, {"wait_count": 2, "patience": 2, "stopped_epoch": 3, "stopping_reason": EXHAUSTED}, True),
+        (
+            9,
+            {"wait_count": 0, "patience": 3, "stopping_reason": EarlyStoppingReason.STOPPING_THRESHOLD.value},
+            True,
+        ),
+        (1, {"wait_count": 3, "patience": 5}, True),  # running, resumed with less patience than it waited
+        (5, {"wait_count": 3, "patience": 5}, False),
+    ],
+)
+def test_a_resumed_run_stops_where_the_uninterrupted_run_with_its_configured_patience_would(
+    patience, stored, stops
+):
+    trainer, said = early_stopping_resumed(patience, stored)
+    assert trainer.should_stop is stops
+    assert bool(said) is (
+        stops or stored.get("stopping_reason") == EXHAUSTED
+    )  # a stop held or lifted is said
+
+
+def test_early_stopping_keeps_the_stock_callbacks_state_key():
+    ours, stock = (c(monitor=MONITOR, mode="max") for c in (ResumableEarlyStopping, EarlyStopping))
+    assert ours.state_key == stock.state_key
+
+
+@pytest.mark.slow
+def test_a_run_resumed_in_its_own_folder_continues_its_csv_log(run_into, tmp_path):
+    """Lightning deleted csv/metrics.csv on such a resume; the first run's final test row (logged at the
+    checkpoint's step) is the one row the resumed run replaces."""
+    run_into("run", "trainer.max_epochs=1")
+    run_into("run", f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}", "trainer.max_epochs=2")
+    with (tmp_path / "run" / "csv" / "metrics.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["epoch"] for row in rows if row.get(MONITOR)] == ["0", "1"]
+    assert [row["step"] for row in rows if row.get("test/macro_f1")] == ["4"]
+    assert not list((tmp_path / "run" / "csv").glob("metrics.*.csv"))

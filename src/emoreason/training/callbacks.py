@@ -144,7 +144,11 @@ class LastCheckpoint(ModelCheckpoint):
         )
 
     def _should_save_on_exception(self, trainer: L.Trainer) -> bool:
-        epoch_done = trainer.fit_loop.epoch_loop._num_ready_batches_reached()
+        loop = trainer.fit_loop.epoch_loop
+        # the last batch fetched ("ready") and done with; fetched alone, its step may not have been taken
+        epoch_done = loop._num_ready_batches_reached() and (
+            loop.batch_progress.current.completed == loop.batch_progress.current.ready
+        )
         return epoch_done and super()._should_save_on_exception(trainer)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -166,37 +170,51 @@ class ResumableEarlyStopping(EarlyStopping):
     Lightning 2.6 (``EarlyStopping.load_state_dict``) restores the counters and the reason it stopped but
     not the stop itself: a run killed after it had stopped early (during its final test, say) trained at
     least one more epoch when resumed from ``last.ckpt``, and could then test weights the uninterrupted run
-    never had. Here a resumed run that had stopped stops again before its first epoch. It also restored the
-    stored ``patience`` over the configured one; here the configured one holds, as ``max_epochs`` does, so a
-    run that ran out of patience trains on when resumed with more. A stop on ``check_finite``,
-    ``stopping_threshold`` or ``divergence_threshold`` always holds.
+    never had. Here a resumed run that had stopped stops again, as Lightning's uninterrupted run does (its
+    ``should_stop`` is never cleared: it ends at the first epoch ``trainer.min_epochs`` allows). The state is
+    stored under the stock callback's key, so checkpoints written with either class resume alike.
+
+    Lightning also restored the stored ``patience`` over the configured one; here the configured one holds,
+    as ``max_epochs`` does: resumed with a larger patience than the one that ran out, a run trains on while
+    its validations without improvement stay below it; resumed with a smaller one it stops once they reach
+    it. A stop on ``check_finite``, ``stopping_threshold`` or ``divergence_threshold`` always holds.
     """
+
+    _stored_patience: int | None = None
+
+    @property
+    def state_key(self) -> str:
+        return f"{EarlyStopping.__qualname__}{dict(monitor=self.monitor, mode=self.mode)!r}"
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         configured = self.patience
         super().load_state_dict(state_dict)
-        self.patience = configured
+        self._stored_patience, self.patience = self.patience, configured
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        reason = self.stopping_reason
-        if reason is EarlyStoppingReason.NOT_STOPPED:
+        if self._stored_patience is None:  # not resumed
             return
-        if reason is EarlyStoppingReason.PATIENCE_EXHAUSTED and self.wait_count < self.patience:
+        stopped = self.stopping_reason is not EarlyStoppingReason.NOT_STOPPED
+        if (
+            self.stopping_reason is EarlyStoppingReason.PATIENCE_EXHAUSTED
+            and self.patience > self._stored_patience
+            and self.wait_count < self.patience
+        ):
             log.info(
-                "the run resumed had stopped early at epoch %d; patience %d > the %d validations waited: "
-                "training on",
-                self.stopped_epoch,
+                "the run resumed had run out of patience %d; with patience %d (%d validations without "
+                "improvement so far) it trains on",
+                self._stored_patience,
                 self.patience,
                 self.wait_count,
             )
             self.stopping_reason, self.stopping_reason_message = EarlyStoppingReason.NOT_STOPPED, None
-            return
-        log.info(
-            "the run resumed had stopped early at epoch %d (%s): no further epochs, as if never interrupted",
-            self.stopped_epoch,
-            self.stopping_reason_message,
-        )
-        trainer.should_stop = True
+        elif stopped or self.wait_count >= self.patience:
+            log.info(
+                "the run resumed had stopped early (%s): it trains no further than it would uninterrupted",
+                self.stopping_reason_message
+                or f"{self.wait_count} validations without improvement reach patience {self.patience}",
+            )
+            trainer.should_stop = True
 
 
 def validation_keys(module: EmotionModule) -> list[str]:

@@ -18,12 +18,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.fabric.loggers.csv_logs import _ExperimentWriter
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch import loggers as lightning_loggers
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_only
@@ -48,43 +50,51 @@ class ContinuingWriter(ExperimentWriter):
 
     Lightning 2.6 (``_ExperimentWriter._check_log_dir_exists``) deletes the file as soon as a writer opens
     its folder, so a run resumed in its own folder (a sweep job after an interruption) lost the log of every
-    epoch before the interruption. Here the earlier rows stay until this run first saves; then those
-    logged at or after this run's first step go (the interrupted run logged them after the checkpoint it
-    resumes from; this run logs them again), the rest stay, and new rows follow under the union of the
-    columns. A file none of whose rows come before this run's first step (a run started over, not resumed)
-    is moved aside to ``metrics.<n>.csv``, not deleted.
+    epoch before the interruption. Here the earlier file stays until this run first saves. A run that
+    resumes from a checkpoint (:attr:`resume_step`, its global step, set by :class:`ResumedLogs`) keeps the
+    rows logged before that step, drops those logged at or after it (the interrupted run's work after the
+    checkpoint, which this run does again) and appends under the union of the columns. Any other run (one
+    started over, an evaluation), or an earlier file that cannot be read as a CSV log with a numeric step in
+    every row, moves it aside to ``metrics.<n>.csv``: never deleted, never a reason to fail.
     """
 
+    resume_step: int | None = None
+
     def _check_log_dir_exists(self) -> None:
-        """Read the earlier file, if any (called by ``__init__``, where Lightning deletes it)."""
+        """Read the earlier file, if any (``__init__`` calls this where Lightning deleted it)."""
         path = Path(self.metrics_file_path)
-        self._earlier: list[dict[str, str]] | None = None
+        self._earlier: list[tuple[float, dict[str, str]]] | None = None
         self._earlier_keys: list[str] = []
-        if path.is_file():
-            with path.open(encoding="utf-8", newline="") as handle:
+        if not path.exists():
+            return
+        self._earlier = []
+        try:
+            with path.open(encoding="utf-8-sig", newline="") as handle:
                 reader = csv.DictReader(handle)
-                self._earlier, self._earlier_keys = list(reader), list(reader.fieldnames or [])
+                self._earlier = [(float(row["step"]), row) for row in reader]
+                self._earlier_keys = list(reader.fieldnames or [])
+        except (OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as exc:
+            log.warning("%s is not a readable CSV log (%s); it will be moved aside", path, exc)
+            self._earlier = []
 
     def save(self) -> None:
         if self._earlier is not None and self.metrics:
-            self._continue_earlier(min(int(row["step"]) for row in self.metrics))
+            self._continue_earlier()
         super().save()
 
-    def _continue_earlier(self, first_step: int) -> None:
+    def _continue_earlier(self) -> None:
         assert self._earlier is not None
         path = Path(self.metrics_file_path)
-        kept = [
-            r for r in self._earlier if (step := r.get("step") or "").isdigit() and int(step) < first_step
-        ]
+        step = self.resume_step
+        kept = [row for row_step, row in self._earlier if step is not None and row_step < step]
         self._earlier = None
         if not kept:
             aside = next(
                 p for n in itertools.count(1) if not (p := path.with_name(f"metrics.{n}.csv")).exists()
             )
             path.rename(aside)
-            log.info(
-                "%s holds no step before this run's first (%d): moved to %s", path, first_step, aside.name
-            )
+            why = "this run does not resume" if step is None else f"no row before the resumed step {step}"
+            log.info("%s moved to %s: %s", path, aside.name, why)
             return
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=self._earlier_keys, extrasaction="ignore")
@@ -105,6 +115,28 @@ class CSVLogger(lightning_loggers.CSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = ContinuingWriter(log_dir=self.log_dir)
         return self._experiment
+
+    @rank_zero_only
+    def resumed_at(self, step: int) -> None:
+        """This run resumes from a checkpoint of global step ``step``: rows logged before it are kept."""
+        experiment = self.experiment
+        assert isinstance(experiment, ContinuingWriter)
+        experiment.resume_step = step
+
+
+class ResumedLogs(Callback):
+    """Tells every :class:`CSVLogger` of a fit that resumes from a checkpoint the checkpoint's global step.
+
+    ``on_load_checkpoint`` is the one hook that sees the checkpoint before anything is logged (Lightning
+    restores the step count only after ``on_fit_start``), and it runs only when a fit resumes.
+    """
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        for logger in trainer.loggers:
+            if isinstance(logger, CSVLogger):
+                logger.resumed_at(int(checkpoint["global_step"]))
 
 
 def truncate_distinct(text: str, limit: int) -> str:
