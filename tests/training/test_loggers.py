@@ -2,6 +2,7 @@
 
 import csv
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from emoreason.evaluation.records import prediction_records
 from emoreason.labels import LABELS
 from emoreason.training.loggers import (
     CSVLogger,
+    ResumedLogs,
     per_label_table,
     sample_predictions_table,
     wandb_run_identity,
@@ -167,3 +169,13 @@ def test_a_folder_where_the_csv_log_should_be_is_moved_aside_too(tmp_path):
     logger.save()
     assert read_rows(tmp_path / "csv" / "metrics.csv") == [{"step": "2", "val/macro_f1": "0.5"}]
     assert (tmp_path / "csv" / "metrics.1.csv").is_dir()
+
+
+def test_only_a_checkpoint_in_the_loggers_own_folder_continues_its_log(tmp_path):
+    """Resumed from another run's checkpoint into a used folder, the folder's log is another run's."""
+    own, other = tmp_path / "run" / "checkpoints" / "last.ckpt", tmp_path / "other" / "last.ckpt"
+    for ckpt, expected in ((own, 7), (other, None)):
+        logger = csv_logger(tmp_path / "run")
+        trainer = SimpleNamespace(ckpt_path=str(ckpt), loggers=[logger])
+        ResumedLogs().on_load_checkpoint(trainer, None, {"global_step": 7})
+        assert logger.experiment.resume_step == expected

@@ -110,25 +110,29 @@ def test_a_failure_after_an_epoch_keeps_it_in_last_ckpt_and_the_run_resumes(smal
 
 
 @pytest.mark.slow
-def test_a_failure_in_the_middle_of_an_epoch_leaves_the_previous_last_ckpt(small_run, tmp_path):
-    fail = f"+callbacks.fail._target_={FailAt.__module__}.FailAt"
-    in_epoch_1 = (
-        "+callbacks.fail.hook=on_train_batch_end",
+@pytest.mark.parametrize(
+    ("hook", "batch_idx"),
+    [
+        ("on_train_batch_end", 0),  # in the middle of the epoch
+        ("on_train_batch_start", 1),  # the last batch fetched, its step not taken (Ctrl-C there)
+        ("on_validation_batch_end", 0),  # during validation: its metrics would not be in the checkpoint
+        ("on_validation_end", None),  # validation not over: Lightning's resume would skip it, and fail
+    ],
+)
+def test_a_failure_before_the_epoch_is_trained_and_validated_leaves_the_previous_last_ckpt(
+    small_run, tmp_path, hook, batch_idx
+):
+    fail = (
+        f"+callbacks.fail._target_={FailAt.__module__}.FailAt",
+        f"+callbacks.fail.hook={hook}",
         "+callbacks.fail.epoch=1",
-        "trainer.max_epochs=2",
+        f"+callbacks.fail.batch_idx={'null' if batch_idx is None else batch_idx}",
     )
-    with pytest.raises(OSError, match="disk full in on_train_batch_end"):
-        train(small_run(fail, *in_epoch_1))
-    saved = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
-    assert saved["global_step"] == 2  # end of epoch 0, not step 3 in the middle of epoch 1
-
-
-@pytest.mark.slow
-def test_a_failure_before_the_last_batchs_step_leaves_the_previous_last_ckpt(small_run, tmp_path):
-    """The last batch fetched is not the last batch trained: Ctrl-C there saved half an epoch as whole."""
-    fail = f"+callbacks.fail._target_={FailAt.__module__}.FailAt"
-    last_batch = ("+callbacks.fail.hook=on_train_batch_start", "+callbacks.fail.epoch=1")
-    with pytest.raises(OSError, match="disk full in on_train_batch_start"):
-        train(small_run(fail, *last_batch, "+callbacks.fail.batch_idx=1", "trainer.max_epochs=2"))
-    saved = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
-    assert saved["global_step"] == 2  # end of epoch 0, not step 3 with epoch 1's last batch untrained
+    with pytest.raises(OSError, match=f"disk full in {hook}"):
+        train(small_run(*fail, "trainer.max_epochs=2"))
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["global_step"] == 2  # the end of epoch 0
+    resumed = train(
+        small_run(f"ckpt_path={last}", "trainer.max_epochs=2", f"paths.output_dir={tmp_path / 'r'}")
+    )
+    assert resumed["global_step"] == 4 and resumed["tested_weights"]["weights"] == "best"

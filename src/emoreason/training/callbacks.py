@@ -125,13 +125,20 @@ class BestCheckpoint(ModelCheckpoint):
 
 
 class LastCheckpoint(ModelCheckpoint):
-    """``last.ckpt`` at the end of every epoch, and also when a failure comes after the epoch's last batch.
+    """``last.ckpt`` at the end of every epoch, and also when a failure comes once the epoch's training and
+    validation are both done.
 
-    Lightning saves checkpoints after every other callback's ``on_train_epoch_end`` (and after validation),
-    so a monitoring callback that raises there would lose the whole epoch. Saving on such a failure keeps it
-    resumable; a failure in the middle of an epoch leaves the previous epoch's ``last.ckpt`` alone, so a
-    resume never starts from half an epoch. It selects nothing, so it restores no state on a resume.
+    Lightning saves checkpoints after every other callback's ``on_train_epoch_end``, so a monitoring
+    callback that raises there would lose the whole epoch: saving on such a failure keeps it resumable.
+    Any earlier failure leaves the previous epoch's ``last.ckpt`` alone, because Lightning resumes a
+    checkpoint written after an epoch's last batch as one whose validation is over and skips it: saved
+    before its last batch's step, the resume would start from half an epoch; during validation (its
+    metrics are not in the checkpoint), from half a validation; before it, with none. It selects nothing,
+    so it restores no state on a resume.
     """
+
+    _validated_at: int | None = None
+    """Global step of the last validation that started (not the sanity check)."""
 
     def __init__(self, dirpath: str, filename: str = "last") -> None:
         super().__init__(
@@ -143,13 +150,19 @@ class LastCheckpoint(ModelCheckpoint):
             save_on_exception=True,
         )
 
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._validated_at = trainer.global_step
+
     def _should_save_on_exception(self, trainer: L.Trainer) -> bool:
         loop = trainer.fit_loop.epoch_loop
+        progress = loop.batch_progress.current
         # the last batch fetched ("ready") and done with; fetched alone, its step may not have been taken
-        epoch_done = loop._num_ready_batches_reached() and (
-            loop.batch_progress.current.completed == loop.batch_progress.current.ready
+        trained = loop._num_ready_batches_reached() and progress.completed == progress.ready
+        validated = not trainer.validating and (
+            self._validated_at == trainer.global_step or not loop._should_check_val_epoch()
         )
-        return epoch_done and super()._should_save_on_exception(trainer)
+        return trained and validated and super()._should_save_on_exception(trainer)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Nothing to restore (and no warning when the run folder changed)."""

@@ -125,7 +125,9 @@ class CSVLogger(lightning_loggers.CSVLogger):
 
 
 class ResumedLogs(Callback):
-    """Tells every :class:`CSVLogger` of a fit that resumes from a checkpoint the checkpoint's global step.
+    """Tells every :class:`CSVLogger` of a fit that resumes from a checkpoint in the logger's own folder
+    (the run's: a sweep job's, or ``paths.output_dir`` given again) the checkpoint's global step; a
+    checkpoint from elsewhere does not continue this folder's log.
 
     ``on_load_checkpoint`` is the one hook that sees the checkpoint before anything is logged (Lightning
     restores the step count only after ``on_fit_start``), and it runs only when a fit resumes.
@@ -134,8 +136,9 @@ class ResumedLogs(Callback):
     def on_load_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
+        resumed_from = Path(str(trainer.ckpt_path)).resolve()
         for logger in trainer.loggers:
-            if isinstance(logger, CSVLogger):
+            if isinstance(logger, CSVLogger) and resumed_from.is_relative_to(Path(logger.save_dir).resolve()):
                 logger.resumed_at(int(checkpoint["global_step"]))
 
 
