@@ -132,7 +132,8 @@ def test_a_failure_before_the_epoch_is_trained_and_validated_leaves_the_previous
         train(small_run(*fail, "trainer.max_epochs=2"))
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=False)["global_step"] == 2  # the end of epoch 0
-    resumed = train(
-        small_run(f"ckpt_path={last}", "trainer.max_epochs=2", f"paths.output_dir={tmp_path / 'r'}")
-    )
-    assert resumed["global_step"] == 4 and resumed["tested_weights"]["weights"] == "best"
+    if hook == "on_validation_end":  # the case whose resume failed ("val/macro_f1_tuned not available")
+        resumed = train(
+            small_run(f"ckpt_path={last}", "trainer.max_epochs=2", f"paths.output_dir={tmp_path / 'r'}")
+        )
+        assert resumed["global_step"] == 4 and resumed["tested_weights"]["weights"] == "best"

@@ -140,15 +140,12 @@ def test_a_resume_with_more_epochs_follows_the_schedule_of_the_new_length(run_in
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("first_class", ["ours", "lightning.pytorch.callbacks.EarlyStopping"])
-def test_a_run_that_stopped_early_and_is_resumed_trains_no_further_unless_patience_allows(
-    run_into, tmp_path, first_class
-):
-    """A run killed after it had stopped early (during its test, say) resumes to test what it would have;
-    so does one whose checkpoint the stock callback wrote (before ResumableEarlyStopping)."""
+def test_a_run_that_stopped_early_and_is_resumed_trains_no_further_unless_patience_allows(run_into, tmp_path):
+    """A run killed after it had stopped early (during its test, say) resumes to test what it would have.
+    Its checkpoint is the stock callback's (as before ResumableEarlyStopping), whose state ours reads too."""
     never_better = ("callbacks.early_stopping.patience=1", "+callbacks.early_stopping.min_delta=1.0")
-    stock = [] if first_class == "ours" else [f"callbacks.early_stopping._target_={first_class}"]
-    first = run_into("first", "trainer.max_epochs=4", *never_better, *stock)
+    stock = "callbacks.early_stopping._target_=lightning.pytorch.callbacks.EarlyStopping"
+    first = run_into("first", "trainer.max_epochs=4", *never_better, stock)
     assert first["global_step"] == 4  # epoch 0 sets the score, epoch 1 fails to beat it by 1.0: stop
     last = tmp_path / "first" / "checkpoints" / "last.ckpt"
     resumed = run_into("second", f"ckpt_path={last}", "trainer.max_epochs=4", *never_better)
