@@ -3,6 +3,8 @@
 W&B runs of one sweep share a ``group`` (the sweep folder), take their ``job_type`` from the overrides minus
 the seed (so W&B can average the seeds of one configuration) and their ``name`` from all the overrides (the
 job folder's name); each override is also a tag. Explicit ``logger.wandb.*`` values win over these.
+The CSV log (``csv/metrics.csv``, also written beside W&B) continues across a resume in the run's own
+folder instead of being deleted (:class:`CSVLogger`, :class:`ResumedLogs`).
 """
 
 from __future__ import annotations
