@@ -59,6 +59,21 @@ def test_cells_are_overrides_but_the_seed_with_mean_and_sample_std(sweep):
     assert crashed["metrics"]["test_macro_f1"] == {"mean": None, "std": None, "values": []}
 
 
+def test_a_sweep_gathered_from_several_invocations_lists_its_arms_by_the_first_seeds_grid(tmp_path):
+    """Hydra numbers each ``train.py -m`` from 0: the study ran one invocation per seed (and a late one
+    for two arms), and the arms, with the direction of their comparisons, moved as jobs finished."""
+    arms = ["data=a", "data=b", "data=c"]
+    invocations = [(0, arms), (2, arms), (1, arms[:1]), (1, arms[2:])]  # seed 1's "data=c" is job 0 too
+    for seed, grid in invocations:
+        for num, arm in enumerate(grid):
+            fake_job(tmp_path, num, [arm, f"seed={seed}"], metrics=fake_metrics(seed, 0.4 + seed / 100))
+    cells = build_report(tmp_path)["cells"]
+    assert [cell["overrides"] for cell in cells] == [[arm] for arm in arms]
+    assert [cell["seeds"] for cell in cells] == [[0, 1, 2], [0, 2], [0, 1, 2]]
+    values = cells[0]["metrics"]["test_macro_f1"]["values"]
+    assert values == pytest.approx([0.40, 0.41, 0.42])  # in the seeds' order
+
+
 def test_jobs_keep_their_status_and_error(sweep):
     jobs = build_report(sweep)["jobs"]
     assert [j["status"] for j in jobs] == ["finished"] * 6 + ["failed", "incomplete"]

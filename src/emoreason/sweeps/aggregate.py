@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emoreason.sweeps.collect import JobResult
-from emoreason.training.overrides import split_override
+from emoreason.training.overrides import SEED_KEY, split_override
 
 METRICS: dict[str, tuple[str, ...]] = {
     "test_macro_f1": ("test", "tuned", "macro_f1"),
@@ -89,10 +89,23 @@ class Cell:
         return {key: values.get(key, "") for key in keys}
 
 
+def _seed_order(job: JobResult) -> tuple[int, int, str]:
+    """Numeric seeds in order, then other values, then jobs without a ``seed=`` override."""
+    value = dict(split_override(line) for line in job.overrides).get(SEED_KEY)
+    if value is None:
+        return (2, 0, "")
+    return (0, int(value), "") if value.lstrip("-").isdigit() else (1, 0, value)
+
+
 def group_cells(jobs: list[JobResult]) -> list[Cell]:
-    """Cells in the order their first job ran (the order of the sweep's grid)."""
+    """Cells in the grid order of their lowest seed, each cell's jobs by seed.
+
+    Hydra numbers the jobs of each ``train.py -m`` invocation from 0, and a sweep folder may gather several
+    (one per seed, two processes side by side, a rerun of a few arms): ordered by job number alone, the
+    arms, and with them the direction of each paired comparison, changed as jobs finished.
+    """
     cells: dict[tuple[str, ...], Cell] = {}
-    for job in jobs:
+    for job in sorted(jobs, key=lambda j: (_seed_order(j), j.num, str(j.path))):
         cells.setdefault(job.cell, Cell(job.cell, job.choices)).jobs.append(job)
     return list(cells.values())
 
