@@ -323,12 +323,14 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+CSV_FIGURES = [(m, part) for m in METRICS for part in ("mean", "std")]
+"""The figure columns of report.csv, ``<metric>_mean`` and ``<metric>_std``, in this order."""
+
+
 def _csv_figures(figures: dict[str, Any]) -> dict[str, str]:
-    """``<metric>_mean`` / ``<metric>_std`` columns of one arm or floor; a missing figure is left empty."""
+    """The figure columns of one arm or floor; a missing figure is left empty."""
     return {
-        f"{m}_{part}": "" if figures[m][part] is None else repr(figures[m][part])
-        for m in METRICS
-        for part in ("mean", "std")
+        f"{m}_{part}": "" if figures[m][part] is None else repr(figures[m][part]) for m, part in CSV_FIGURES
     }
 
 
@@ -337,7 +339,7 @@ def render_csv(report: dict[str, Any]) -> str:
     ``n`` the number of distinct splits it was computed on)."""
     keys = report["columns"]
     header = ["row", *keys, *CHOICE_KEYS, "backbone", "n", "seeds", "failed", "incomplete"]
-    header += [f"{m}_{part}" for m in METRICS for part in ("mean", "std")]
+    header += [f"{m}_{part}" for m, part in CSV_FIGURES]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=header, restval="", lineterminator="\n")
     writer.writeheader()

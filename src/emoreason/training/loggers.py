@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import itertools
 import logging
 import sys
@@ -98,12 +97,10 @@ class ContinuingWriter(ExperimentWriter):
             why = "this run does not resume" if step is None else f"no row before the resumed step {step}"
             log.info("%s moved to %s: %s", path, aside.name, why)
             return
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=self._earlier_keys, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(kept)
-        with atomic_write(path) as handle:
-            handle.write(text.getvalue())
+        with atomic_write(path) as handle:  # csv's own line ends, as Lightning's writer leaves them
+            writer = csv.DictWriter(handle, fieldnames=self._earlier_keys, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(kept)
         self.metrics_keys = list(self._earlier_keys)
 
 
