@@ -6,6 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from lightning.pytorch.loggers import WandbLogger
+from omegaconf import OmegaConf
 
 from emoreason.data.kote import KoteRow
 from emoreason.evaluation.records import prediction_records
@@ -13,6 +15,8 @@ from emoreason.labels import LABELS
 from emoreason.training.loggers import (
     CSVLogger,
     ResumedLogs,
+    build_loggers,
+    continued_wandb_run,
     per_label_table,
     sample_predictions_table,
     wandb_run_identity,
@@ -50,6 +54,47 @@ def test_a_single_run_has_no_group_and_long_values_are_cut_but_stay_distinct():
     long_a, long_b = "model.config.hidden_size=" + "1" * 60, "model.config.hidden_size=" + "1" * 59 + "2"
     a, b = (wandb_run_identity([line], EXCLUDE_KEYS, None) for line in (long_a, long_b))
     assert len(a["job_type"]) == len(a["tags"][0]) == 64 and a["job_type"] != b["job_type"]
+
+
+def attempts(run_dir, *names):
+    """W&B run folders of earlier attempts in ``run_dir/wandb``, and a checkpoint in the run's folder."""
+    for name in names:
+        (run_dir / "wandb" / name).mkdir(parents=True)
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    return str(run_dir / "checkpoints" / "last.ckpt")
+
+
+def test_a_fit_resumed_in_its_own_folder_continues_the_latest_online_attempts_wandb_run(tmp_path):
+    run = tmp_path / "run"
+    ckpt = attempts(run, "run-20261130_101500-second1", "run-20261129_230000-first01", "latest-run")
+    assert continued_wandb_run(run, ckpt, offline=False) == "second1"
+    assert continued_wandb_run(run, ckpt, offline=True) is None  # offline sync would overwrite the first
+    assert continued_wandb_run(run, None, offline=False) is None  # started over: a new run
+    elsewhere = attempts(tmp_path / "other", "run-20261130_120000-other01")
+    assert continued_wandb_run(run, elsewhere, offline=False) is None  # a checkpoint of another run
+
+
+def test_an_offline_latest_attempt_or_none_at_all_starts_a_new_wandb_run(tmp_path):
+    ckpt = attempts(tmp_path / "a", "run-20261129_230000-first01", "offline-run-20261130_101500-second1")
+    assert continued_wandb_run(tmp_path / "a", ckpt, offline=False) is None
+    assert continued_wandb_run(tmp_path / "b", attempts(tmp_path / "b"), offline=False) is None
+
+
+@pytest.mark.parametrize(
+    ("mode", "set_id", "expected"),
+    [("online", None, "first01"), ("offline", None, None), ("online", "mine", "mine")],
+)
+def test_build_loggers_passes_the_continued_run_id_unless_offline_or_set(
+    tmp_path, monkeypatch, mode, set_id, expected
+):
+    monkeypatch.setenv("WANDB_MODE", mode)
+    monkeypatch.setattr(
+        WandbLogger, "log_hyperparams", lambda self, params: None
+    )  # no wandb.init: no network
+    ckpt = attempts(tmp_path, "run-20261129_230000-first01")
+    entry = {"_target_": "lightning.pytorch.loggers.WandbLogger", "save_dir": str(tmp_path), "id": set_id}
+    (logger,) = build_loggers(OmegaConf.create({"wandb": entry}), {"ckpt_path": ckpt})
+    assert isinstance(logger, WandbLogger) and logger._wandb_init["id"] == expected
 
 
 def test_per_label_table_has_every_label_at_both_thresholds():

@@ -206,9 +206,13 @@ def test_early_stopping_keeps_the_stock_callbacks_state_key():
 @pytest.mark.slow
 def test_a_run_resumed_in_its_own_folder_continues_its_csv_log(run_into, tmp_path):
     """Lightning deleted csv/metrics.csv on such a resume; the first run's final test row (logged at the
-    checkpoint's step) is the one row the resumed run replaces."""
-    run_into("run", "trainer.max_epochs=1")
-    run_into("run", f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}", "trainer.max_epochs=2")
+    checkpoint's step) is the one row the resumed run replaces. Offline, each attempt is its own W&B run
+    (the continued online run: tests/training/test_loggers.py)."""
+    run_into("run", "trainer.max_epochs=1", "logger=wandb")
+    resume = f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}"
+    run_into("run", resume, "trainer.max_epochs=2", "logger=wandb")
+    run_ids = {p.name.rsplit("-", 1)[1] for p in (tmp_path / "run" / "wandb").glob("offline-run-*")}
+    assert len(run_ids) == 2
     with (tmp_path / "run" / "csv" / "metrics.csv").open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert [row["epoch"] for row in rows if row.get(MONITOR)] == ["0", "1"]

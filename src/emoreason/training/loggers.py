@@ -4,7 +4,8 @@ W&B runs of one sweep share a ``group`` (the sweep folder), take their ``job_typ
 the seed (so W&B can average the seeds of one configuration) and their ``name`` from all the overrides (the
 job folder's name); each override is also a tag. Explicit ``logger.wandb.*`` values win over these.
 The CSV log (``csv/metrics.csv``, also written beside W&B) continues across a resume in the run's own
-folder instead of being deleted (:class:`CSVLogger`, :class:`ResumedLogs`).
+folder instead of being deleted (:class:`CSVLogger`, :class:`ResumedLogs`), and so does an online W&B run
+(:func:`continued_wandb_run`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import csv
 import hashlib
 import itertools
 import logging
+import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -181,8 +184,48 @@ def _wandb_init_args(entry: DictConfig) -> dict[str, Any]:
     return args
 
 
+WANDB_RUN_FOLDER = re.compile(r"(?P<offline>offline-)?run-(?P<started>\d{8}_\d{6})-(?P<id>.+)")
+"""A run's folder under ``<save_dir>/wandb``, as wandb 0.31 names it: ``[offline-]run-<date>_<time>-<id>``."""
+
+
+def continued_wandb_run(save_dir: str | Path, ckpt_path: str | None, *, offline: bool) -> str | None:
+    """The id of the W&B run this fit continues, or None for a new run.
+
+    A fit resuming from a checkpoint inside ``save_dir`` (an interrupted sweep job, or a run resumed in its
+    own folder) continues the run of the folder's latest attempt, so W&B holds one run per job, not a
+    crashed part plus a repeat that a group average counts twice (Lightning's ``WandbLogger`` already
+    passes ``resume="allow"``; W&B's "Resume a run" guide). Online only, both attempts: ``wandb sync`` of a
+    second offline folder with the same id replaces the first one's history instead of appending to it
+    (wandb/wandb#3841, #5865), so offline attempts stay separate runs, the interrupted one marked failed.
+    """
+    if offline or ckpt_path is None or not Path(ckpt_path).resolve().is_relative_to(Path(save_dir).resolve()):
+        return None
+    attempts = [
+        m for p in (Path(save_dir) / "wandb").glob("*run-*") if (m := WANDB_RUN_FOLDER.fullmatch(p.name))
+    ]
+    latest = max(attempts, key=lambda m: m["started"], default=None)
+    return None if latest is None or latest["offline"] else latest["id"]
+
+
 def _is_wandb(entry: DictConfig) -> bool:
     return str(entry._target_).rsplit(".", 1)[-1] == WandbLogger.__name__
+
+
+def _wandb_offline(entry: DictConfig) -> bool:
+    """Whether the run will be offline: asked for, or W&B's own ``WANDB_MODE`` says so."""
+    return bool(entry.get("offline")) or os.environ.get("WANDB_MODE") in {"offline", "dryrun", "disabled"}
+
+
+def _wandb_args(entry: DictConfig, ckpt_path: str | None) -> dict[str, Any]:
+    """Identity from the Hydra job plus the id of the run a resumed fit continues; set values win."""
+    args = _wandb_init_args(entry) if HydraConfig.initialized() else {}
+    save_dir = entry.get("save_dir") or entry.get("dir")
+    if save_dir is not None and entry.get("id") is None and entry.get("version") is None:
+        run_id = continued_wandb_run(save_dir, ckpt_path, offline=_wandb_offline(entry))
+        if run_id is not None:
+            log.info("W&B: continuing run %s of the attempt this fit resumes", run_id)
+            args["id"] = run_id
+    return args
 
 
 def build_loggers(logger_cfg: DictConfig, run_config: dict[str, Any]) -> list[Logger]:
@@ -191,7 +234,7 @@ def build_loggers(logger_cfg: DictConfig, run_config: dict[str, Any]) -> list[Lo
     for entry in logger_cfg.values():
         if entry is None:
             continue
-        identity = _wandb_init_args(entry) if _is_wandb(entry) and HydraConfig.initialized() else {}
+        identity = _wandb_args(entry, run_config.get("ckpt_path")) if _is_wandb(entry) else {}
         loggers.append(instantiate(entry, **identity))
     for logger in loggers:
         logger.log_hyperparams(run_config)
