@@ -62,6 +62,21 @@ def test_leakage_equals_a_direct_count(dataset):
     assert stats.leak_rate == pytest.approx(4 / 8)
 
 
+def test_a_label_name_inside_a_longer_one_is_not_a_leak_of_the_shorter(tmp_path):
+    path = tmp_path / "reasoning.jsonl"
+    records = [
+        {"id": "1", "text": "헐", "labels": ["없음", "어이없음"], "reasoning": "어이없음이 드러난다."},
+        {"id": "2", "text": "음", "labels": ["없음", "재미없음"], "reasoning": "재미없음. 감정은 없음."},
+    ]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    stats = reasoning_stats(path)
+    assert stats.leaked_by_label == {
+        "어이없음": 1,
+        "재미없음": 1,
+        "없음": 1,
+    }  # 없음 only on its own (record 2)
+
+
 def test_duplicates_refusals_truncations_and_lengths(dataset):
     stats = reasoning_stats(dataset)
     assert stats.records == 5 and stats.duplicate_reasonings == 1 and stats.refusals == 1

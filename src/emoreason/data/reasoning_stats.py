@@ -6,7 +6,8 @@ What it measures, for any file in the reasoning format (:mod:`emoreason.data.rea
 
 - records, and the reasoning's length in characters (min, 5th/50th/95th percentile, mean, max);
 - label leakage: how often a gold label's full name (e.g. ``화남/분노``) appears verbatim in its reasoning,
-  which the generation prompt forbids; counted per gold label and per record;
+  which the generation prompt forbids (not inside a longer label name: :func:`leaked_labels`); counted per
+  gold label and per record;
 - duplicates: records whose reasoning repeats an earlier one word for word, and the most repeated closings
   (last three words: a stock phrase the model fell into);
 - refusals: reasoning that declines the task (Korean and English refusal phrases, :data:`REFUSAL_MARKERS`);
@@ -32,6 +33,7 @@ from typing import Any
 
 from emoreason.data.reasoning import ReasoningFormatError, ReasoningRecord, read_reasoning_jsonl
 from emoreason.io import write_text_atomic
+from emoreason.labels import LABELS
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +82,25 @@ class ReasoningStats:
         return self.leaked_labels / self.gold_labels if self.gold_labels else 0.0
 
 
+LONGER_NAMES = {name: [other for other in LABELS if other != name and name in other] for name in LABELS}
+"""The label names that contain another one (``어이없음`` and ``재미없음`` contain ``없음``)."""
+
+
 def leaked_labels(record: ReasoningRecord) -> list[str]:
-    """The record's gold label names that appear verbatim (full name, as a substring) in its reasoning."""
-    return [name for name in record.labels if name in record.reasoning]
+    """The record's gold label names that appear verbatim (full name, as a substring) in its reasoning.
+
+    A substring, because Korean attaches particles and endings (``짜증이``, ``경악스러운`` name the label);
+    but not inside a longer label name: ``어이없음`` in the reasoning names 어이없음, not 없음 (which a plain
+    ``없음``, "there is none", still matches).
+    """
+    leaked = []
+    for name in record.labels:
+        text = record.reasoning
+        for longer in LONGER_NAMES.get(name, ()):
+            text = text.replace(longer, " ")
+        if name in text:
+            leaked.append(name)
+    return leaked
 
 
 def _percentile(sorted_values: list[int], q: float) -> float:
