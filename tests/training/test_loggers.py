@@ -88,9 +88,8 @@ def test_build_loggers_passes_the_continued_run_id_unless_offline_or_set(
     tmp_path, monkeypatch, mode, set_id, expected
 ):
     monkeypatch.setenv("WANDB_MODE", mode)
-    monkeypatch.setattr(
-        WandbLogger, "log_hyperparams", lambda self, params: None
-    )  # no wandb.init: no network
+    # log_hyperparams would start the run (wandb.init), which online needs the network
+    monkeypatch.setattr(WandbLogger, "log_hyperparams", lambda self, params: None)
     ckpt = attempts(tmp_path, "run-20261129_230000-first01")
     entry = {"_target_": "lightning.pytorch.loggers.WandbLogger", "save_dir": str(tmp_path), "id": set_id}
     (logger,) = build_loggers(OmegaConf.create({"wandb": entry}), {"ckpt_path": ckpt})
