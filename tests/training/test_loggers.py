@@ -1,6 +1,8 @@
 """W&B run identity from Hydra overrides, and the per-label and sample-prediction tables."""
 
 import csv
+import os
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -56,15 +58,22 @@ def test_a_single_run_has_no_group_and_long_values_are_cut_but_stay_distinct():
     assert len(a["job_type"]) == len(a["tags"][0]) == 64 and a["job_type"] != b["job_type"]
 
 
+CHECKPOINT_WRITTEN = datetime(2026, 11, 30, 11, 0).timestamp()
+"""When the resumed checkpoint was last saved (local time, as W&B's folder names are)."""
+
+
 def attempts(run_dir, *names):
-    """W&B run folders of earlier attempts in ``run_dir/wandb``, and a checkpoint in the run's folder."""
+    """W&B run folders of earlier attempts in ``run_dir/wandb``, and a checkpoint saved at 11:00."""
     for name in names:
         (run_dir / "wandb" / name).mkdir(parents=True)
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    return str(run_dir / "checkpoints" / "last.ckpt")
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.touch()
+    os.utime(checkpoint, (CHECKPOINT_WRITTEN, CHECKPOINT_WRITTEN))
+    return str(checkpoint)
 
 
-def test_a_fit_resumed_in_its_own_folder_continues_the_latest_online_attempts_wandb_run(tmp_path):
+def test_a_fit_resumed_in_its_own_folder_continues_the_wandb_run_of_the_attempt_that_saved_it(tmp_path):
     run = tmp_path / "run"
     ckpt = attempts(run, "run-20261130_101500-second1", "run-20261129_230000-first01", "latest-run")
     assert continued_wandb_run(run, ckpt, offline=False) == "second1"
@@ -74,25 +83,38 @@ def test_a_fit_resumed_in_its_own_folder_continues_the_latest_online_attempts_wa
     assert continued_wandb_run(run, elsewhere, offline=False) is None  # a checkpoint of another run
 
 
-def test_an_offline_latest_attempt_or_none_at_all_starts_a_new_wandb_run(tmp_path):
+def test_a_run_started_in_the_folder_after_the_checkpoint_was_saved_is_never_joined(tmp_path):
+    """An evaluation or a retrain that died before saving, run into the folder after the checkpoint."""
+    ckpt = attempts(tmp_path, "run-20261130_101500-writer1", "run-20261130_113000-laterrr")
+    (tmp_path / "wandb" / "run-20261130_105959-archive.tar.gz").touch()  # a file, not a run folder
+    assert continued_wandb_run(tmp_path, ckpt, offline=False) == "writer1"
+
+
+def test_an_offline_writer_or_none_at_all_starts_a_new_wandb_run(tmp_path):
     ckpt = attempts(tmp_path / "a", "run-20261129_230000-first01", "offline-run-20261130_101500-second1")
     assert continued_wandb_run(tmp_path / "a", ckpt, offline=False) is None
     assert continued_wandb_run(tmp_path / "b", attempts(tmp_path / "b"), offline=False) is None
 
 
 @pytest.mark.parametrize(
-    ("mode", "set_id", "expected"),
-    [("online", None, "first01"), ("offline", None, None), ("online", "mine", "mine")],
+    ("env_mode", "entry", "run_config", "expected"),
+    [
+        ("online", {}, {}, "first01"),
+        ("offline", {}, {}, None),
+        ("online", {"mode": "offline"}, {}, None),  # passed on to wandb.init
+        ("online", {"id": "mine"}, {}, "mine"),
+        ("online", {}, {"train": False}, None),  # a test-only run never joins the training run
+    ],
 )
-def test_build_loggers_passes_the_continued_run_id_unless_offline_or_set(
-    tmp_path, monkeypatch, mode, set_id, expected
+def test_build_loggers_passes_the_continued_run_id_only_to_an_online_fit(
+    tmp_path, monkeypatch, env_mode, entry, run_config, expected
 ):
-    monkeypatch.setenv("WANDB_MODE", mode)
+    monkeypatch.setenv("WANDB_MODE", env_mode)
     # log_hyperparams would start the run (wandb.init), which online needs the network
     monkeypatch.setattr(WandbLogger, "log_hyperparams", lambda self, params: None)
     ckpt = attempts(tmp_path, "run-20261129_230000-first01")
-    entry = {"_target_": "lightning.pytorch.loggers.WandbLogger", "save_dir": str(tmp_path), "id": set_id}
-    (logger,) = build_loggers(OmegaConf.create({"wandb": entry}), {"ckpt_path": ckpt})
+    wandb_entry = {"_target_": "lightning.pytorch.loggers.WandbLogger", "save_dir": str(tmp_path), **entry}
+    (logger,) = build_loggers(OmegaConf.create({"wandb": wandb_entry}), {"ckpt_path": ckpt, **run_config})
     assert isinstance(logger, WandbLogger) and logger._wandb_init["id"] == expected
 
 

@@ -19,6 +19,7 @@ import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -192,36 +193,51 @@ def continued_wandb_run(save_dir: str | Path, ckpt_path: str | None, *, offline:
     """The id of the W&B run this fit continues, or None for a new run.
 
     A fit resuming from a checkpoint inside ``save_dir`` (an interrupted sweep job, or a run resumed in its
-    own folder) continues the run of the folder's latest attempt, so W&B holds one run per job, not a
-    crashed part plus a repeat that a group average counts twice (Lightning's ``WandbLogger`` already
-    passes ``resume="allow"``; W&B's "Resume a run" guide). Online only, both attempts: ``wandb sync`` of a
+    own folder) continues the run of the attempt that wrote that checkpoint — the latest one started
+    before the checkpoint's last change, so a later run into the same folder (an evaluation, a retrain
+    that died before saving) is never joined — and W&B holds one run per job, not a crashed part plus a
+    repeat that a group average counts twice (Lightning's ``WandbLogger`` already passes
+    ``resume="allow"``; W&B's "Resume a run" guide). Online only, both attempts: ``wandb sync`` of a
     second offline folder with the same id replaces the first one's history instead of appending to it
     (wandb/wandb#3841, #5865), so offline attempts stay separate runs, the interrupted one marked failed.
     """
-    if offline or ckpt_path is None or not Path(ckpt_path).resolve().is_relative_to(Path(save_dir).resolve()):
+    checkpoint = None if offline or ckpt_path is None else Path(ckpt_path).resolve()
+    if (
+        checkpoint is None
+        or not checkpoint.exists()
+        or not checkpoint.is_relative_to(Path(save_dir).resolve())
+    ):
         return None
+    written = datetime.fromtimestamp(checkpoint.stat().st_mtime).strftime("%Y%m%d_%H%M%S")  # W&B's local time
     attempts = [
-        m for p in (Path(save_dir) / "wandb").glob("*run-*") if (m := WANDB_RUN_FOLDER.fullmatch(p.name))
+        m
+        for p in (Path(save_dir) / "wandb").glob("*run-*")
+        if p.is_dir() and (m := WANDB_RUN_FOLDER.fullmatch(p.name)) and m["started"] <= written
     ]
-    latest = max(attempts, key=lambda m: m["started"], default=None)
-    return None if latest is None or latest["offline"] else latest["id"]
+    writer = max(attempts, key=lambda m: m["started"], default=None)
+    return None if writer is None or writer["offline"] else writer["id"]
 
 
 def _is_wandb(entry: DictConfig) -> bool:
     return str(entry._target_).rsplit(".", 1)[-1] == WandbLogger.__name__
 
 
+WANDB_OFFLINE_MODES = frozenset({"offline", "dryrun", "disabled"})
+
+
 def _wandb_offline(entry: DictConfig) -> bool:
-    """Whether the run will be offline: asked for, or W&B's own ``WANDB_MODE`` says so."""
-    return bool(entry.get("offline")) or os.environ.get("WANDB_MODE") in {"offline", "dryrun", "disabled"}
+    """Whether the run will be offline: asked for (``offline``, or ``mode`` passed on to ``wandb.init``),
+    or W&B's own ``WANDB_MODE`` says so."""
+    modes = {entry.get("mode"), os.environ.get("WANDB_MODE")}
+    return bool(entry.get("offline")) or not modes.isdisjoint(WANDB_OFFLINE_MODES)
 
 
-def _wandb_args(entry: DictConfig, ckpt_path: str | None) -> dict[str, Any]:
+def _wandb_args(entry: DictConfig, resumed_from: str | None) -> dict[str, Any]:
     """Identity from the Hydra job plus the id of the run a resumed fit continues; set values win."""
     args = _wandb_init_args(entry) if HydraConfig.initialized() else {}
     save_dir = entry.get("save_dir") or entry.get("dir")
     if save_dir is not None and entry.get("id") is None and entry.get("version") is None:
-        run_id = continued_wandb_run(save_dir, ckpt_path, offline=_wandb_offline(entry))
+        run_id = continued_wandb_run(save_dir, resumed_from, offline=_wandb_offline(entry))
         if run_id is not None:
             log.info("W&B: continuing run %s of the attempt this fit resumes", run_id)
             args["id"] = run_id
@@ -231,10 +247,11 @@ def _wandb_args(entry: DictConfig, ckpt_path: str | None) -> dict[str, Any]:
 def build_loggers(logger_cfg: DictConfig, run_config: dict[str, Any]) -> list[Logger]:
     """Instantiate every configured logger and record the (already redacted) resolved config in each."""
     loggers: list[Logger] = []
+    fit_resumes_from = run_config.get("ckpt_path") if run_config.get("train", True) else None
     for entry in logger_cfg.values():
         if entry is None:
             continue
-        identity = _wandb_args(entry, run_config.get("ckpt_path")) if _is_wandb(entry) else {}
+        identity = _wandb_args(entry, fit_resumes_from) if _is_wandb(entry) else {}
         loggers.append(instantiate(entry, **identity))
     for logger in loggers:
         logger.log_hyperparams(run_config)
