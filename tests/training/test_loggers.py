@@ -96,6 +96,16 @@ def test_an_offline_writer_or_none_at_all_starts_a_new_wandb_run(tmp_path):
     assert continued_wandb_run(tmp_path / "b", attempts(tmp_path / "b"), offline=False) is None
 
 
+def test_wandb_run_id_in_the_environment_wins_over_the_continued_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setenv("WANDB_RUN_ID", "mine")
+    monkeypatch.setattr(WandbLogger, "log_hyperparams", lambda self, params: None)
+    entry = {"_target_": "lightning.pytorch.loggers.WandbLogger", "save_dir": str(tmp_path)}
+    ckpt = attempts(tmp_path, "run-20261129_230000-first01")
+    (logger,) = build_loggers(OmegaConf.create({"wandb": entry}), {"ckpt_path": ckpt})
+    assert logger._wandb_init["id"] is None  # wandb.init reads WANDB_RUN_ID itself
+
+
 @pytest.mark.parametrize(
     ("env_mode", "entry", "run_config", "expected"),
     [
@@ -103,6 +113,7 @@ def test_an_offline_writer_or_none_at_all_starts_a_new_wandb_run(tmp_path):
         ("offline", {}, {}, None),
         ("online", {"mode": "offline"}, {}, None),  # passed on to wandb.init
         ("online", {"id": "mine"}, {}, "mine"),
+        ("online", {"fork_from": "first01?_step=2"}, {}, None),  # the user's own choice of run
         ("online", {}, {"train": False}, None),  # a test-only run never joins the training run
     ],
 )

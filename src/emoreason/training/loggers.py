@@ -232,11 +232,17 @@ def _wandb_offline(entry: DictConfig) -> bool:
     return bool(entry.get("offline")) or not modes.isdisjoint(WANDB_OFFLINE_MODES)
 
 
+RUN_CHOSEN_BY_USER = ("id", "version", "fork_from", "resume_from")
+"""``logger.wandb.*`` keys that say which W&B run to write to (``WandbLogger`` and ``wandb.init``)."""
+
+
 def _wandb_args(entry: DictConfig, resumed_from: str | None) -> dict[str, Any]:
-    """Identity from the Hydra job plus the id of the run a resumed fit continues; set values win."""
+    """Identity from the Hydra job plus the id of the run a resumed fit continues; the user's choice of run
+    (:data:`RUN_CHOSEN_BY_USER`, or W&B's ``WANDB_RUN_ID``) wins."""
     args = _wandb_init_args(entry) if HydraConfig.initialized() else {}
     save_dir = entry.get("save_dir") or entry.get("dir")
-    if save_dir is not None and entry.get("id") is None and entry.get("version") is None:
+    chosen = any(entry.get(key) is not None for key in RUN_CHOSEN_BY_USER) or os.environ.get("WANDB_RUN_ID")
+    if save_dir is not None and not chosen:
         run_id = continued_wandb_run(save_dir, resumed_from, offline=_wandb_offline(entry))
         if run_id is not None:
             log.info("W&B: continuing run %s of the attempt this fit resumes", run_id)
