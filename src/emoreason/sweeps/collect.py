@@ -27,7 +27,7 @@ Status = Literal["finished", "failed", "incomplete"]
 class JobResult:
     path: Path
     num: int
-    """Hydra's job number: the order of the sweep's grid (cells are listed in this order)."""
+    """Hydra's job number within its ``train.py -m`` invocation: the grid order (``group_cells``)."""
     overrides: tuple[str, ...]
     """Identity overrides, seed included (the folder name)."""
     cell: tuple[str, ...]

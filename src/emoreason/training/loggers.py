@@ -127,6 +127,12 @@ class CSVLogger(lightning_loggers.CSVLogger):
         experiment.resume_step = step
 
 
+def in_own_folder(checkpoint: str | Path, save_dir: str | Path) -> bool:
+    """Whether a fit resuming from ``checkpoint`` continues the run logged in ``save_dir`` (the checkpoint
+    lies inside it, links resolved): the one rule both the CSV log and the W&B run follow."""
+    return Path(checkpoint).resolve().is_relative_to(Path(save_dir).resolve())
+
+
 class ResumedLogs(Callback):
     """Tells every :class:`CSVLogger` of a fit that resumes from a checkpoint in the logger's own folder
     (the run's: a sweep job's, or ``paths.output_dir`` given again) the checkpoint's global step; a
@@ -139,9 +145,8 @@ class ResumedLogs(Callback):
     def on_load_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
-        resumed_from = Path(str(trainer.ckpt_path)).resolve()
         for logger in trainer.loggers:
-            if isinstance(logger, CSVLogger) and resumed_from.is_relative_to(Path(logger.save_dir).resolve()):
+            if isinstance(logger, CSVLogger) and in_own_folder(str(trainer.ckpt_path), logger.save_dir):
                 logger.resumed_at(int(checkpoint["global_step"]))
 
 
@@ -201,14 +206,10 @@ def continued_wandb_run(save_dir: str | Path, ckpt_path: str | None, *, offline:
     second offline folder with the same id replaces the first one's history instead of appending to it
     (wandb/wandb#3841, #5865), so offline attempts stay separate runs, the interrupted one marked failed.
     """
-    checkpoint = None if offline or ckpt_path is None else Path(ckpt_path).resolve()
-    if (
-        checkpoint is None
-        or not checkpoint.exists()
-        or not checkpoint.is_relative_to(Path(save_dir).resolve())
-    ):
+    if offline or ckpt_path is None or not Path(ckpt_path).exists() or not in_own_folder(ckpt_path, save_dir):
         return None
-    written = datetime.fromtimestamp(checkpoint.stat().st_mtime).strftime("%Y%m%d_%H%M%S")  # W&B's local time
+    # the checkpoint's last change, in the local time and format of W&B's folder names
+    written = datetime.fromtimestamp(Path(ckpt_path).stat().st_mtime).strftime("%Y%m%d_%H%M%S")
     attempts = [
         m
         for p in (Path(save_dir) / "wandb").glob("*run-*")
@@ -225,7 +226,7 @@ def _is_wandb(entry: DictConfig) -> bool:
 WANDB_OFFLINE_MODES = frozenset({"offline", "dryrun", "disabled"})
 
 
-def _wandb_offline(entry: DictConfig) -> bool:
+def _runs_offline(entry: DictConfig) -> bool:
     """Whether the run will be offline: asked for (``offline``, or ``mode`` passed on to ``wandb.init``),
     or W&B's own ``WANDB_MODE`` says so."""
     modes = {entry.get("mode"), os.environ.get("WANDB_MODE")}
@@ -243,7 +244,7 @@ def _wandb_args(entry: DictConfig, resumed_from: str | None) -> dict[str, Any]:
     save_dir = entry.get("save_dir") or entry.get("dir")
     chosen = any(entry.get(key) is not None for key in RUN_CHOSEN_BY_USER) or os.environ.get("WANDB_RUN_ID")
     if save_dir is not None and not chosen:
-        run_id = continued_wandb_run(save_dir, resumed_from, offline=_wandb_offline(entry))
+        run_id = continued_wandb_run(save_dir, resumed_from, offline=_runs_offline(entry))
         if run_id is not None:
             log.info("W&B: continuing run %s of the attempt this fit resumes", run_id)
             args["id"] = run_id
